@@ -1,0 +1,98 @@
+"""The contract every source of pretrained parameters follows.
+
+A *source* holds someone else's vectors: a word-vector file or a transformer's input-embedding
+table. The graft asks it three things, in this order:
+
+1. ``requests(token)`` -- which source keys the cascade could need for one target token besides
+   the token itself (sub-words for composition). Static files must know this *before* their one
+   streaming pass; checkpoints can read any row at any time and return nothing here.
+2. ``lookup(keys)`` -- one pass; returns ``{key: vector}`` for the keys the source has, exactly
+   (no normalisation: that is the graft's job). Vectors are float32 of shape ``(dim,)``.
+3. ``pieces(token, found)`` -- the pieces to compose an absent token from, as ``Piece`` records
+   (label for provenance, vector), or ``[]`` when it cannot be composed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One piece used to compose a token: ``label`` is written to provenance."""
+
+    label: str
+    vector: np.ndarray  # (dim,) float32
+
+
+@dataclass
+class ScanStats:
+    """What one pass over a source saw; goes into the graft report."""
+
+    n_rows: int = 0  # rows (lines/records) in the source
+    n_requested: int = 0
+    n_found: int = 0
+    n_skipped: int = 0  # malformed rows skipped at the user's request
+    skipped_samples: list[str] = field(default_factory=list)  # "file:line: problem", first few
+    n_bytes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "n_rows": self.n_rows,
+            "n_requested": self.n_requested,
+            "n_found": self.n_found,
+            "n_skipped": self.n_skipped,
+            "skipped_samples": list(self.skipped_samples),
+            "n_bytes": self.n_bytes,
+            "notes": list(self.notes),
+        }
+
+
+@runtime_checkable
+class Source(Protocol):
+    name: str  # how the report names it (a path or hub id)
+    kind: str  # e.g. "word2vec-text", "glove-text", "word2vec-binary", "npy", "checkpoint"
+    dim: int
+    scan: ScanStats
+
+    def requests(self, token: str) -> Iterable[str]: ...
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]: ...
+
+    def pieces(self, token: str, found: Mapping[str, np.ndarray]) -> list[Piece]: ...
+
+
+def longest_match_pieces(
+    token: str, found: Mapping[str, np.ndarray], *, max_piece_chars: int
+) -> list[Piece]:
+    """Split ``token`` left to right into the longest sub-strings the source has.
+
+    Forward maximum matching, as Chinese word segmenters do: "北京大学生" with "北京", "大学"
+    and every character known gives 北京 / 大学 / 生. A character the source lacks is dropped,
+    and the caller decides from the returned labels whether enough of the word was covered.
+    """
+    out: list[Piece] = []
+    i, n = 0, len(token)
+    while i < n:
+        for j in range(min(n, i + max_piece_chars), i, -1):
+            sub = token[i:j]
+            if j - i < n and sub in found:  # never the whole token: that would be an exact match
+                out.append(Piece(sub, found[sub]))
+                i = j
+                break
+        else:
+            i += 1  # unknown character: skipped here, counted by the caller
+    return out
+
+
+def substrings(token: str, *, max_piece_chars: int) -> Iterable[str]:
+    """Every proper sub-string of ``token`` up to ``max_piece_chars`` characters."""
+    n = len(token)
+    for i in range(n):
+        for j in range(i + 1, min(n, i + max_piece_chars) + 1):
+            if j - i < n:
+                yield token[i:j]
