@@ -22,10 +22,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Piece:
-    """One piece used to compose a token: ``label`` is written to provenance."""
+    """One piece used to compose a token: ``label`` is written to provenance; ``n_chars`` is
+    how many characters of the token it covers (the caller checks coverage with it)."""
 
     label: str
     vector: np.ndarray  # (dim,) float32
+    n_chars: int
 
 
 @dataclass
@@ -81,7 +83,7 @@ def longest_match_pieces(
         for j in range(min(n, i + max_piece_chars), i, -1):
             sub = token[i:j]
             if j - i < n and sub in found:  # never the whole token: that would be an exact match
-                out.append(Piece(sub, found[sub]))
+                out.append(Piece(sub, found[sub], len(sub)))
                 i = j
                 break
         else:

@@ -1,0 +1,5 @@
+import sys
+
+from embgraft.cli import main
+
+sys.exit(main())

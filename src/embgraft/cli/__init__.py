@@ -1,0 +1,49 @@
+"""``embgraft <command>``: one thin module per subcommand, imported only when it runs.
+
+Each module defines ``add_arguments(parser)`` (argparse only, cheap) and ``run(args) -> int``
+(where the heavy imports happen), so ``embgraft graft`` never pays for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "graft": ("embgraft.cli.graft", "graft pretrained vectors onto a corpus vocabulary"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embgraft",
+        description="Graft pretrained parameters onto your own vocabulary as a PyTorch embedding.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks instead of one-line errors")
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from embgraft.errors import EmbgraftError
+
+    try:
+        return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
+    except (EmbgraftError, FileNotFoundError, ImportError, KeyboardInterrupt) as exc:
+        if args.debug:
+            raise
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        print(f"embgraft {args.command}: error: {message}", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

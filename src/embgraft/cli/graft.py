@@ -1,0 +1,39 @@
+"""embgraft graft --source FILE --corpus FILE --level char --out DIR"""
+
+from __future__ import annotations
+
+import argparse
+
+from embgraft.cli._common import (add_graft_arguments, add_vocab_arguments, graft_config_from_args,
+                                  open_sources, vocab_from_args)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_graft_arguments(p)
+    add_vocab_arguments(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--out", required=True, metavar="DIR",
+                   help="writes embedding.safetensors, vocab.txt, provenance.tsv, graft_report.json")
+    g.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    g.add_argument("--export-word2vec", metavar="FILE", help="also write the matrix as word2vec text")
+    g.add_argument("--tensor-key", help="checkpoint sources: the input-embedding tensor's name")
+    g.add_argument("--revision", help="hub sources: branch, tag or commit")
+    g.add_argument("--trust-remote-code", action="store_true", default=None,
+                   help="hub sources: allow the checkpoint's own tokenizer code (off by default)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from embgraft._fs import check_writable
+    from embgraft.graft import graft
+
+    check_writable(args.out, force=args.force)  # fail before the long part, not after
+    config = graft_config_from_args(args)
+    vocab = vocab_from_args(args)
+    result = graft(vocab, open_sources(args, config), config=config, progress=not args.no_progress)
+    result.save(args.out, force=args.force)
+    if args.export_word2vec:
+        result.export_word2vec(args.export_word2vec, force=args.force)
+    print(f"grafted {len(vocab):,} tokens x {result.weights.shape[1]} dims "
+          f"in {result.report.seconds:.2f}s -> {args.out}")
+    print(result.report.coverage_table())
+    return 0

@@ -1,0 +1,278 @@
+"""The graft: one row per target token, from the best transfer the sources allow.
+
+Cascade per row, first hit wins, each stage tried over all sources in the order given:
+
+    special -> exact -> normalised:<rules> -> composed:<pooling> -> init:<method>
+
+then the whole matrix is post-processed (PCA to ``dim``, centre, unit norm, scale). Everything
+here is NumPy: torch is imported only when an ``nn.Embedding`` is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from embgraft.errors import ConfigError, EmbgraftError
+from embgraft.normalise import check_rules, normalise_all, unavailable_rules, variants
+from embgraft.result import GraftReport, GraftResult, Provenance
+from embgraft.sources import open_source
+from embgraft.sources.base import Piece, Source
+
+# pooling name -> (pieces matrix (n_pieces, dim) -> (dim,))
+POOLINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "mean": lambda m: m.mean(axis=0),
+    "sum": lambda m: m.sum(axis=0),
+    "max": lambda m: m.max(axis=0),
+    "first": lambda m: m[0],
+    "last": lambda m: m[-1],
+}
+INIT_METHODS = ("normal", "uniform", "zeros", "mean")
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+@dataclass
+class GraftConfig:
+    """How to graft. Every field has a default a careful user would pick."""
+
+    normalise: tuple[str, ...] = ("nfkc", "lower", "t2s")  # tried in this order; () for none
+    compose: str = "mean"  # mean | sum | max | first | last | off
+    compose_min_coverage: float = 1.0  # share of a word's characters its pieces must cover
+    max_piece_chars: int = 4  # longest sub-word tried when composing from a vector file
+    init: str = "normal"  # normal | uniform | zeros | mean, fitted on the rows found
+    seed: int = 0
+    scale: float = 1.0  # multiplies every row last
+    centre: bool = False  # subtract the mean of the found rows
+    unit_norm: bool = False  # scale every row to L2 norm 1
+    dim: int | None = None  # target width through PCA fitted on the found rows
+    dtype: str = "float32"  # dtype of the saved tensor and the nn.Embedding
+    special_map: dict[str, str] = field(default_factory=dict)  # our special -> source token
+
+    def __post_init__(self) -> None:
+        self.normalise = tuple(self.normalise)
+        errors = check_rules(self.normalise)
+        if self.compose != "off" and self.compose not in POOLINGS:
+            errors.append(f"compose must be one of {['off', *POOLINGS]}, not {self.compose!r}")
+        if not 0.0 < self.compose_min_coverage <= 1.0:
+            errors.append(f"compose_min_coverage must be in (0, 1], not {self.compose_min_coverage}")
+        if self.max_piece_chars < 1:
+            errors.append(f"max_piece_chars must be >= 1, not {self.max_piece_chars}")
+        if self.init not in INIT_METHODS:
+            errors.append(f"init must be one of {list(INIT_METHODS)}, not {self.init!r}")
+        if not np.isfinite(self.scale) or self.scale == 0:
+            errors.append(f"scale must be a non-zero finite number, not {self.scale}")
+        if self.dim is not None and self.dim < 1:
+            errors.append(f"dim must be a positive width, not {self.dim}")
+        if self.dtype not in DTYPES:
+            errors.append(f"dtype must be one of {list(DTYPES)}, not {self.dtype!r}")
+        if errors:
+            raise ConfigError("invalid graft config: " + "; ".join(errors))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["normalise"] = list(self.normalise)
+        return d
+
+
+def graft(
+    vocab,
+    sources: Source | str | os.PathLike | Sequence[Source | str | os.PathLike],
+    *,
+    config: GraftConfig | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> GraftResult:
+    """Build the embedding matrix for ``vocab`` from ``sources`` (fall-backs, in order).
+
+    ``vocab`` is an :class:`embgraft.vocab.Vocab`. ``sources`` are opened ``Source`` objects or
+    paths/hub ids (opened with default options). ``overrides`` replace fields of ``config``.
+    Returns a :class:`GraftResult` whose ``weights`` are ``(len(vocab), dim)``.
+    """
+    started = time.perf_counter()
+    config = replace(config or GraftConfig(), **overrides) if overrides else (config or GraftConfig())
+    if isinstance(sources, (str, os.PathLike)) or not isinstance(sources, Sequence):
+        sources = [sources]  # type: ignore[list-item]
+    srcs: list[Source] = [
+        s if not isinstance(s, (str, os.PathLike))
+        else open_source(s, progress=progress, max_piece_chars=config.max_piece_chars)
+        for s in sources
+    ]
+    if not srcs:
+        raise ConfigError("graft needs at least one source")
+    dims = {s.dim for s in srcs}
+    if len(dims) > 1:
+        raise ConfigError(
+            "sources differ in width: "
+            + ", ".join(f"{s.name} has {s.dim}" for s in srcs)
+            + "; graft them separately or give sources of one width"
+        )
+    src_dim = srcs[0].dim
+    if config.dim is not None and config.dim > src_dim:
+        raise ConfigError(f"dim={config.dim} is wider than the sources' {src_dim}: PCA can only narrow")
+
+    notes = [f"normalisation rule {r!r} skipped: {how}"
+             for r, how in unavailable_rules(config.normalise).items()]
+    rules = tuple(r for r in config.normalise if r not in unavailable_rules(config.normalise))
+    specials = set(vocab.specials)
+
+    # -- 1. plan: every key any stage could need, so each file is read once ----------------------
+    plan: dict[str, list[tuple[str, str]]] = {}
+    keys: set[str] = set()
+    for tok in vocab.tokens:
+        if tok in specials:
+            if tok in config.special_map:
+                keys.add(config.special_map[tok])
+            continue
+        forms = list(variants(tok, rules)) if rules else []
+        plan[tok] = forms
+        keys.add(tok)
+        keys.update(form for _, form in forms)
+    compose_forms: dict[str, list[str]] = {}
+    if config.compose != "off":
+        for tok in plan:
+            forms = [tok]
+            normed = normalise_all(tok, rules)
+            if normed != tok:
+                forms.append(normed)
+            compose_forms[tok] = forms
+    found: list[dict[str, np.ndarray]] = []
+    for src in srcs:
+        want = set(keys)
+        for forms in compose_forms.values():
+            for form in forms:
+                want.update(src.requests(form))
+        found.append(src.lookup(want))
+
+    # -- 2. cascade, stage by stage over the sources -----------------------------------------------
+    n = len(vocab)
+    rows: list[np.ndarray | None] = [None] * n
+    prov: list[Provenance | None] = [None] * n
+    for i, tok in enumerate(vocab.tokens):
+        if tok in specials:
+            src_tok = config.special_map.get(tok)
+            for src, got in zip(srcs, found):
+                if src_tok is not None and src_tok in got:
+                    rows[i], prov[i] = got[src_tok], Provenance("special", src.name, (src_tok,))
+                    break
+            continue
+        hit = _exact(tok, srcs, found) or _normalised(tok, plan[tok], srcs, found)
+        if hit is None and config.compose != "off":
+            hit = _composed(tok, compose_forms[tok], srcs, found, config)
+        if hit is not None:
+            rows[i], prov[i] = hit
+
+    # -- 3. initialise what is left, matched to the statistics of what was found -----------------
+    found_ids = [i for i, p in enumerate(prov)
+                 if p is not None and (p.method == "exact" or p.method.startswith("normalised"))]
+    if not found_ids:
+        raise EmbgraftError(
+            f"none of the {len(plan)} target tokens was found in "
+            + ", ".join(s.name for s in srcs)
+            + ": check the vocabulary level (char/word) against the source"
+        )
+    found_mat = np.stack([rows[i] for i in found_ids]).astype(np.float64)
+    mean, std = found_mat.mean(axis=0), found_mat.std(axis=0)
+    rng = np.random.default_rng(config.seed)
+    pad_ids = {vocab.pad_id} if getattr(vocab, "pad_id", None) is not None else set()
+    for i, tok in enumerate(vocab.tokens):
+        if rows[i] is not None:
+            continue
+        if i in pad_ids:
+            rows[i], prov[i] = np.zeros(src_dim, np.float32), Provenance("special", "", ("zeros",))
+            continue
+        vec = _init_row(config.init, mean, std, rng)
+        prov[i] = (Provenance("special", "", (f"init:{config.init}",)) if tok in specials
+                   else Provenance(f"init:{config.init}", "", ()))
+        rows[i] = vec
+    weights = np.stack(rows).astype(np.float32)  # type: ignore[arg-type]
+
+    # -- 4. post-process the whole matrix ------------------------------------------------------------
+    pca_info = None
+    if config.dim is not None and config.dim != src_dim:
+        weights, pca_info = _pca(weights, found_ids, config.dim)
+    if config.centre:
+        weights -= weights[found_ids].mean(axis=0)
+    if config.unit_norm:
+        norms = np.linalg.norm(weights, axis=1, keepdims=True)
+        weights = weights / np.where(norms > 0, norms, 1.0)
+    if config.scale != 1.0:
+        weights *= np.float32(config.scale)
+    for i in pad_ids:
+        weights[i] = 0.0  # <pad> stays all zeros whatever the post-processing
+
+    report = GraftReport.build(
+        vocab=vocab,
+        provenance=prov,  # type: ignore[arg-type]
+        sources=srcs,
+        config=config.to_dict(),
+        dim=int(weights.shape[1]),
+        source_stats={"mean_norm": float(np.linalg.norm(found_mat, axis=1).mean()),
+                      "std_mean": float(std.mean())},
+        pca=pca_info,
+        notes=notes,
+        seconds=time.perf_counter() - started,
+    )
+    return GraftResult(weights=weights, vocab=vocab, provenance=prov, report=report,  # type: ignore[arg-type]
+                       dtype=config.dtype)
+
+
+def _exact(tok: str, srcs: Sequence[Source], found: Sequence[dict]) -> tuple | None:
+    for src, got in zip(srcs, found):
+        if tok in got:
+            return got[tok], Provenance("exact", src.name, (tok,))
+    return None
+
+
+def _normalised(tok: str, forms: list[tuple[str, str]], srcs, found) -> tuple | None:
+    for src, got in zip(srcs, found):
+        for rule, form in forms:
+            if form in got:
+                return got[form], Provenance(f"normalised:{rule}", src.name, (form,))
+    return None
+
+
+def _composed(tok: str, forms: list[str], srcs, found, config: GraftConfig) -> tuple | None:
+    pool = POOLINGS[config.compose]
+    for src, got in zip(srcs, found):
+        for form in forms:
+            pieces: list[Piece] = src.pieces(form, got)
+            if not pieces:
+                continue
+            covered = sum(p.n_chars for p in pieces)
+            if covered / max(len(form), 1) + 1e-9 < config.compose_min_coverage:
+                continue
+            vec = pool(np.stack([p.vector for p in pieces]).astype(np.float64)).astype(np.float32)
+            return vec, Provenance(f"composed:{config.compose}", src.name,
+                                   tuple(p.label for p in pieces))
+    return None
+
+
+def _init_row(method: str, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if method == "normal":
+        return rng.normal(mean, std).astype(np.float32)
+    if method == "uniform":  # same mean and std as the found rows: half-width sqrt(3)*std
+        half = np.sqrt(3.0) * std
+        return rng.uniform(mean - half, mean + half).astype(np.float32)
+    if method == "zeros":
+        return np.zeros_like(mean, dtype=np.float32)
+    return mean.astype(np.float32)  # "mean"
+
+
+def _pca(weights: np.ndarray, fit_ids: list[int], dim: int) -> tuple[np.ndarray, dict]:
+    """Project every row onto the top ``dim`` principal axes of the found rows.
+
+    weights: (n, src_dim) -> (n, dim). Fitted on found rows only, so random rows do not
+    shape the axes.
+    """
+    fit = weights[fit_ids].astype(np.float64)
+    if len(fit_ids) < dim:
+        raise ConfigError(f"PCA to {dim} dimensions needs at least {dim} found rows, have {len(fit_ids)}")
+    mu = fit.mean(axis=0)
+    _, s, vt = np.linalg.svd(fit - mu, full_matrices=False)
+    explained = float((s[:dim] ** 2).sum() / (s ** 2).sum())
+    out = ((weights.astype(np.float64) - mu) @ vt[:dim].T).astype(np.float32)
+    return out, {"from_dim": int(weights.shape[1]), "to_dim": dim, "explained_variance": explained}

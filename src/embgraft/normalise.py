@@ -1,0 +1,88 @@
+"""Normalisation rules used for *matching only*: the user's vocabulary is never changed.
+
+A rule maps a token to the form the source is likelier to hold. ``variants`` tries each rule
+alone, then each ordered combination (``nfkc+lower`` turns full-width ``Ａ`` into ``a``).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+from itertools import combinations
+from typing import Callable, Iterator, Sequence
+
+from embgraft.errors import ConfigError
+
+
+def _nfkc(token: str) -> str:
+    return unicodedata.normalize("NFKC", token)  # full/half width, compatibility forms
+
+
+def _lower(token: str) -> str:
+    return token.lower()
+
+
+@lru_cache(maxsize=1)
+def _opencc_t2s() -> Callable[[str], str] | None:
+    try:
+        import opencc  # the official binding (pip install opencc) ...
+    except ImportError:
+        try:
+            import opencc_python_reimplemented as opencc  # type: ignore[no-redef]  # ... or this one
+        except ImportError:
+            return None
+    for config in ("t2s", "t2s.json"):
+        try:
+            return opencc.OpenCC(config).convert
+        except Exception:  # the two bindings name their configs differently
+            continue
+    return None
+
+
+def _t2s(token: str) -> str:
+    convert = _opencc_t2s()
+    return token if convert is None else convert(token)
+
+
+# rule name -> function; the order of a user's rule list is the order variants are tried
+RULES: dict[str, Callable[[str], str]] = {"nfkc": _nfkc, "lower": _lower, "t2s": _t2s}
+
+# rules that need an optional package, and the package to install
+RULE_EXTRAS = {"t2s": ("opencc", "pip install 'embgraft[zh]'  (OpenCC)")}
+
+
+def check_rules(rules: Sequence[str]) -> list[str]:
+    """Problems with a rule list, as messages (empty when fine)."""
+    return [f"unknown normalisation rule {r!r} (known: {', '.join(RULES)})" for r in rules
+            if r not in RULES]
+
+
+def unavailable_rules(rules: Sequence[str]) -> dict[str, str]:
+    """Rules whose optional package is missing -> how to install it."""
+    out = {}
+    for r in rules:
+        if r == "t2s" and _opencc_t2s() is None:
+            out[r] = RULE_EXTRAS[r][1]
+    return out
+
+
+def variants(token: str, rules: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """(rule label, normalised token) for every ordered combination of ``rules``, shortest
+    combinations first, skipping forms equal to the token or already produced."""
+    if unknown := check_rules(rules):
+        raise ConfigError("; ".join(unknown))
+    seen = {token}
+    for n in range(1, len(rules) + 1):
+        for combo in combinations(rules, n):
+            form = token
+            for rule in combo:
+                form = RULES[rule](form)
+            if form not in seen:
+                seen.add(form)
+                yield "+".join(combo), form
+
+
+def normalise_all(token: str, rules: Sequence[str]) -> str:
+    for rule in rules:
+        token = RULES[rule](token)
+    return token

@@ -1,0 +1,73 @@
+"""Readers of pretrained parameters, all behind one contract (see ``base.Source``).
+
+``open_source`` picks the reader from a table of kinds; the kind comes from the user, or from
+the path: a directory or a hub id is a transformer checkpoint, a file goes by its suffix
+(under any ``.gz``/``.bz2``/``.xz``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from embgraft.errors import ConfigError
+from embgraft.sources._io import stem_suffix
+from embgraft.sources.base import Piece, ScanStats, Source
+
+# kind -> (module, class, fixed keyword arguments)
+SOURCE_KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "text": ("embgraft.sources.text", "TextVectors", {"fmt": "auto"}),
+    "word2vec": ("embgraft.sources.text", "TextVectors", {"fmt": "word2vec"}),
+    "fasttext": ("embgraft.sources.text", "TextVectors", {"fmt": "word2vec"}),
+    "glove": ("embgraft.sources.text", "TextVectors", {"fmt": "glove"}),
+    "word2vec-binary": ("embgraft.sources.binary", "BinaryVectors", {}),
+    "npy": ("embgraft.sources.arrays", "ArrayVectors", {}),
+    "checkpoint": ("embgraft.sources.checkpoint", "CheckpointSource", {}),
+}
+
+# file suffix (under compression) -> kind
+SUFFIX_KINDS = {
+    ".txt": "text",
+    ".vec": "text",
+    ".w2v": "text",
+    ".glove": "text",
+    ".bin": "word2vec-binary",
+    ".npy": "npy",
+    ".npz": "npy",
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+def detect_kind(spec: str | os.PathLike) -> str:
+    path = Path(spec)
+    if path.is_dir():
+        return "checkpoint"
+    if path.is_file():
+        return SUFFIX_KINDS.get(stem_suffix(path), "text")
+    if isinstance(spec, str) and "/" in spec and _HUB_ID.match(spec) and not spec.startswith("."):
+        return "checkpoint"  # "org/name": a hub id
+    raise FileNotFoundError(f"no such file or directory, and not a hub id: {spec}")
+
+
+def open_source(spec: str | os.PathLike, *, kind: str = "auto", **options: Any) -> Source:
+    """Open ``spec`` (a file, a checkpoint directory or a hub id) as a :class:`Source`.
+
+    ``options`` go to the reader: ``on_bad_line``, ``progress``, ``max_piece_chars``, ``vocab``
+    (for ``npy``), and the checkpoint options (``tensor_key``, ``revision`` ...). Options a
+    reader does not take are dropped only when they are ``None``.
+    """
+    if kind == "auto":
+        kind = detect_kind(spec)
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(f"unknown source kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
+    module, cls_name, fixed = SOURCE_KINDS[kind]
+    cls = getattr(importlib.import_module(module), cls_name)
+    kwargs = {k: v for k, v in options.items() if v is not None}
+    return cls(spec, **fixed, **kwargs)
+
+
+__all__ = ["Piece", "ScanStats", "Source", "SOURCE_KINDS", "SUFFIX_KINDS", "detect_kind", "open_source"]
