@@ -19,7 +19,7 @@ import numpy as np
 
 from embgraft.errors import ConfigError, EmbgraftError
 from embgraft.normalise import check_rules, normalise_all, unavailable_rules, variants
-from embgraft.result import GraftReport, GraftResult, Provenance
+from embgraft.result import FOUND_STAGES, GraftReport, GraftResult, Provenance
 from embgraft.sources import open_source
 from embgraft.sources.base import Piece, Source
 
@@ -166,8 +166,11 @@ def graft(
             rows[i], prov[i] = hit
 
     # -- 3. initialise what is left, matched to the statistics of what was found -----------------
-    found_ids = [i for i, p in enumerate(prov)
-                 if p is not None and (p.method == "exact" or p.method.startswith("normalised"))]
+    # Statistics come from rows taken as they were; a word vocabulary over a character source
+    # may have none, and then the composed rows are the best evidence of the source's scale.
+    found_ids = [i for i, p in enumerate(prov) if p is not None and p.stage in FOUND_STAGES]
+    if not found_ids:
+        found_ids = [i for i, p in enumerate(prov) if p is not None and p.stage == "composed"]
     if not found_ids:
         raise EmbgraftError(
             f"none of the {len(plan)} target tokens was found in "

@@ -85,7 +85,8 @@ class GraftReport:
               source_stats, pca, notes, seconds) -> "GraftReport":
         counts = list(vocab.counts)
         n_regular = sum(1 for p in provenance if p.stage != "special") or 1
-        n_corpus = int(getattr(vocab, "n_corpus_tokens", sum(counts))) or 1
+        n_corpus_tokens = max(int(getattr(vocab, "n_corpus_tokens", 0)), sum(counts))
+        n_corpus = n_corpus_tokens or 1
         by_method: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         by_stage: dict[str, list[int]] = {s: [0, 0] for s in STAGES}
         for p, c in zip(provenance, counts):
@@ -105,7 +106,7 @@ class GraftReport:
                        if p.stage == "init"), key=lambda tc: -tc[1])
         return cls(
             n_types=len(vocab),
-            n_corpus_tokens=int(getattr(vocab, "n_corpus_tokens", sum(counts))),
+            n_corpus_tokens=n_corpus_tokens,
             n_oov_tokens=int(getattr(vocab, "n_oov_tokens", 0)),
             dim=dim,
             methods=methods,

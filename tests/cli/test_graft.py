@@ -1,0 +1,59 @@
+import subprocess
+import sys
+
+import pytest
+
+from embgraft.cli import main
+
+
+@pytest.fixture
+def files(tmp_path):
+    src = tmp_path / "vec.txt"
+    src.write_text("3 2\n中 1 2\n国 3 4\na 5 6\n", encoding="utf-8")
+    corpus = tmp_path / "c.tsv"
+    corpus.write_text("中国A中\t1\n国猫\t0\n", encoding="utf-8")
+    return src, corpus
+
+
+def test_graft_command_writes_outputs_and_prints_coverage(files, tmp_path, capsys):
+    src, corpus = files
+    out = tmp_path / "out"
+    assert main(["graft", "--source", str(src), "--corpus", str(corpus), "--out", str(out),
+                 "--no-progress", "--export-word2vec", str(tmp_path / "g.vec")]) == 0
+    printed = capsys.readouterr().out
+    assert "grafted 6 tokens x 2 dims" in printed
+    assert "normalised:lower" in printed and "left to init, most frequent first: 猫(1)" in printed
+    assert {p.name for p in out.iterdir()} == {"embedding.safetensors", "vocab.txt", "provenance.tsv",
+                                              "graft_report.json"}
+    assert (tmp_path / "g.vec").read_text(encoding="utf-8").startswith("4 2\n中 1.0 2.0\n")
+
+
+def test_errors_are_one_line_with_exit_2(files, tmp_path, capsys):
+    src, corpus = files
+    src.write_text("3 2\n中 1 2\n国 3\na 5 6\n", encoding="utf-8")
+    assert main(["graft", "--source", str(src), "--corpus", str(corpus), "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"embgraft graft: error: {src}:3: expected a token and 2 values, found 1 values\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_output_is_kept_without_force(files, tmp_path, capsys):
+    src, corpus = files
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["graft", "--source", str(src), "--corpus", str(corpus), "--out", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_graft_command_does_not_import_torch(files, tmp_path):
+    src, corpus = files
+    code = (
+        "import sys\nfrom embgraft.cli import main\n"
+        f"rc = main(['graft', '--source', {str(src)!r}, '--corpus', {str(corpus)!r}, "
+        f"'--out', {str(tmp_path / 'o')!r}, '--no-progress'])\n"
+        "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

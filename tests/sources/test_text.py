@@ -1,0 +1,153 @@
+import bz2
+import gzip
+import lzma
+
+import numpy as np
+import pytest
+
+from embgraft.errors import MalformedFileError
+from embgraft.sources import open_source, text
+from embgraft.sources.text import TextVectors, sniff_text_header
+
+ROWS = {
+    "中": [0.1, -0.25, 3.0],
+    "国": [1.5, 2.5, -0.125],
+    "new york": [0.5, 0.5, 0.5],  # a token with an ASCII space
+    "a\u3000b": [-1.0, 0.0, 1.0],  # a token with an ideographic space
+    "3": [9.0, 9.0, 9.0],  # looks like the header's first field
+    "x": [0.0, 0.0, 0.0],
+}
+
+
+def write_w2v(path, rows=ROWS, *, header=True, trailing_space=False, eol="\n", count=None):
+    lines = [f"{len(rows) if count is None else count} 3"] if header else []
+    for tok, vec in rows.items():
+        lines.append(tok + " " + " ".join(f"{v:.6f}" for v in vec) + (" " if trailing_space else ""))
+    data = eol.join(lines) + eol
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
+    with opener(path, "wb") as f:
+        f.write(data.encode("utf-8"))
+    return path
+
+
+def as32(vec):
+    return np.array(vec, dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", ["v.txt", "v.vec.gz", "v.txt.bz2", "v.vec.xz"])
+def test_exact_rows_from_plain_and_compressed_files(tmp_path, name):
+    src = open_source(write_w2v(tmp_path / name), progress=False)
+    assert (src.kind, src.dim) == ("word2vec-text", 3)
+    got = src.lookup(["中", "new york", "a\u3000b", "3", "absent"])
+    assert sorted(got) == sorted(["中", "new york", "a\u3000b", "3"])
+    for tok in got:
+        assert np.array_equal(got[tok], as32(ROWS[tok]))
+        assert got[tok].dtype == np.float32
+    assert src.scan.n_rows == len(ROWS)
+    assert src.scan.n_found == 4
+
+
+def test_only_requested_rows_are_returned(tmp_path):
+    src = TextVectors(write_w2v(tmp_path / "v.txt"), progress=False)
+    assert list(src.lookup(["国"])) == ["国"]
+
+
+def test_glove_without_header_is_sniffed(tmp_path):
+    src = open_source(write_w2v(tmp_path / "g.txt", header=False), progress=False)
+    assert (src.kind, src.dim, src.header_count) == ("glove-text", 3, None)
+    got = src.lookup(["国", "new york"])
+    assert np.array_equal(got["new york"], as32(ROWS["new york"]))
+    assert src.scan.n_rows == len(ROWS)
+
+
+def test_fasttext_trailing_space_and_crlf(tmp_path):
+    src = open_source(write_w2v(tmp_path / "f.vec", trailing_space=True, eol="\r\n"), progress=False)
+    got = src.lookup(["中", "a\u3000b"])
+    assert np.array_equal(got["中"], as32(ROWS["中"]))
+    assert np.array_equal(got["a\u3000b"], as32(ROWS["a\u3000b"]))
+
+
+def test_last_line_without_newline(tmp_path):
+    p = write_w2v(tmp_path / "v.txt")
+    p.write_bytes(p.read_bytes().rstrip(b"\n"))
+    got = TextVectors(p, progress=False).lookup(["x"])
+    assert np.array_equal(got["x"], as32(ROWS["x"]))
+
+
+def test_small_segments_cross_line_boundaries(tmp_path, monkeypatch):
+    monkeypatch.setattr(text, "_SEGMENT", 7)  # every segment ends mid-line
+    src = TextVectors(write_w2v(tmp_path / "v.txt"), progress=False)
+    got = src.lookup(list(ROWS))
+    assert {t: list(v) for t, v in got.items()} == {t: list(as32(v)) for t, v in ROWS.items()}
+    assert src.scan.n_rows == len(ROWS)
+
+
+def test_small_blocks_in_compressed_stream(tmp_path, monkeypatch):
+    monkeypatch.setattr(text, "_BLOCK", 5)
+    src = TextVectors(write_w2v(tmp_path / "v.txt.gz"), progress=False)
+    assert len(src.lookup(list(ROWS))) == len(ROWS)
+    assert src.scan.n_rows == len(ROWS)
+
+
+def test_first_occurrence_wins_and_is_noted(tmp_path):
+    p = tmp_path / "d.txt"
+    p.write_text("2 2\n中 1 2\n中 3 4\n", encoding="utf-8")
+    src = TextVectors(p, progress=False)
+    assert list(src.lookup(["中"])["中"]) == [1.0, 2.0]
+    assert src.scan.notes == ["1 repeated tokens: first occurrence kept"]
+
+
+@pytest.mark.parametrize(
+    "content, line_no, problem",
+    [
+        ("2 3\n中 1 2 3\n国 1 2\n", 3, "expected a token and 3 values, found 2 values"),
+        ("2 3\n中 1 2 3\n国 1 zz 3\n", 3, "not a number: 'zz'"),
+        ("2 3\n中 1 2 3\n国 1 2 nan\n", 3, "non-finite value (nan or inf)"),
+        ("2 3\n中 1 2 3\n国 1.0 2.0 3.0 4.0\n", 3, "more than 3 values"),
+        ("3 3\n中 1 2 3\n国 1 2 3\n", 1, "header says 3 rows but the file has 2"),
+        ("2 4\n中 1 2 3\n国 1 2 3\n", 2, "expected a token and 4 values, found 3 values"),  # header lies
+    ],
+)
+def test_malformed_lines_name_file_and_line(tmp_path, content, line_no, problem):
+    p = tmp_path / "bad.txt"
+    p.write_text(content, encoding="utf-8")
+    with pytest.raises(MalformedFileError) as err:
+        TextVectors(p, progress=False).lookup(["中", "国"])
+    assert str(err.value) == f"{p}:{line_no}: {problem}"
+    assert (err.value.line_no, err.value.path) == (line_no, str(p))
+
+
+def test_malformed_line_in_unrequested_row_is_not_parsed_but_first_row_is(tmp_path):
+    p = tmp_path / "v.txt"
+    p.write_text("3 2\n中 1 2\n坏 1\n国 3 4\n", encoding="utf-8")
+    got = TextVectors(p, progress=False).lookup(["国"])
+    assert list(got["国"]) == [3.0, 4.0]
+
+
+def test_skip_counts_malformed_lines(tmp_path):
+    p = tmp_path / "bad.txt"
+    p.write_text("3 2\n中 1 2\n国 1 zz\n人 5 6\n", encoding="utf-8")
+    src = TextVectors(p, progress=False, on_bad_line="skip")
+    got = src.lookup(["中", "国", "人"])
+    assert sorted(got) == ["中", "人"]
+    assert src.scan.n_skipped == 1
+    assert src.scan.skipped_samples == [f"{p}:3: not a number: 'zz'"]
+
+
+def test_sniff_rejects_a_file_without_vectors(tmp_path):
+    with pytest.raises(MalformedFileError, match="neither a word2vec header"):
+        sniff_text_header(b"hello world\nfoo bar\n", "x.txt")
+
+
+def test_declared_format_must_match(tmp_path):
+    p = write_w2v(tmp_path / "g.txt", header=False)
+    with pytest.raises(MalformedFileError, match="expected a word2vec header"):
+        open_source(p, kind="word2vec", progress=False)
+
+
+def test_pieces_are_longest_known_substrings(tmp_path):
+    src = TextVectors(write_w2v(tmp_path / "v.txt"), progress=False)
+    assert set(src.requests("中国人")) == {"中", "国", "人", "中国", "国人"}
+    found = {"中": as32([1, 1, 1]), "国": as32([2, 2, 2]), "中国": as32([3, 3, 3]), "人": as32([4, 4, 4])}
+    assert [p.label for p in src.pieces("中国人", found)] == ["中国", "人"]
+    assert [p.label for p in src.pieces("中国", found)] == ["中", "国"]  # never the whole token

@@ -1,0 +1,171 @@
+import numpy as np
+import pytest
+
+from embgraft.errors import ConfigError, EmbgraftError
+from embgraft.graft import GraftConfig, graft
+from embgraft.normalise import unavailable_rules
+from embgraft.sources import open_source
+from embgraft.vocab import Vocab
+
+SOURCE = {
+    "中": [1.0, 2.0, 3.0, 4.0],
+    "国": [3.0, 0.0, -1.0, 2.0],
+    "中国": [0.5, 0.5, 0.5, 0.5],
+    "人": [-2.0, 1.0, 0.0, 1.0],
+    "a": [0.25, 0.75, -0.5, 1.0],
+    "好": [2.0, 2.0, 2.0, -2.0],
+    "学": [1.0, -1.0, 1.0, -1.0],
+}
+
+
+def write_source(path, rows=SOURCE):
+    dim = len(next(iter(rows.values())))
+    lines = [f"{len(rows)} {dim}"] + [t + " " + " ".join(repr(v) for v in vec) for t, vec in rows.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def row(tok, rows=SOURCE):
+    return np.array(rows[tok], dtype=np.float32)
+
+
+def vocab_of(tokens, counts=None):
+    return Vocab.from_tokens(tokens, counts=counts or [1] * len(tokens))
+
+
+@pytest.fixture
+def src_path(tmp_path):
+    return write_source(tmp_path / "src.txt")
+
+
+def test_cascade_provenance_and_exact_rows(src_path):
+    vocab = vocab_of(["中", "国", "A", "中国人", "好学", "？"], counts=[10, 8, 4, 2, 1, 5])
+    res = graft(vocab, src_path, progress=False)
+    by_tok = dict(zip(vocab.tokens, res.provenance))
+    assert by_tok["<pad>"].method == "special" and by_tok["<unk>"].method == "special"
+    assert by_tok["中"].method == "exact" and by_tok["中"].source_tokens == ("中",)
+    assert by_tok["A"].method == "normalised:lower" and by_tok["A"].source_tokens == ("a",)
+    assert by_tok["中国人"].method == "composed:mean"
+    assert by_tok["中国人"].source_tokens == ("中国", "人")  # longest known pieces first
+    assert by_tok["好学"].source_tokens == ("好", "学")
+    assert by_tok["？"].method == "init:normal"
+    w = res.weights
+    assert w.shape == (8, 4) and w.dtype == np.float32
+    assert np.array_equal(w[vocab.index("中")], row("中"))
+    assert np.array_equal(w[vocab.index("A")], row("a"))
+    assert np.allclose(w[vocab.index("中国人")], (row("中国") + row("人")) / 2, atol=0, rtol=1e-7)
+    assert np.array_equal(w[vocab.pad_id], np.zeros(4, np.float32))
+
+
+@pytest.mark.parametrize("pool, expect", [
+    ("sum", lambda: row("好") + row("学")),
+    ("max", lambda: np.maximum(row("好"), row("学"))),
+    ("first", lambda: row("好")),
+    ("last", lambda: row("学")),
+])
+def test_compose_poolings(src_path, pool, expect):
+    vocab = vocab_of(["好学"])
+    res = graft(vocab, src_path, compose=pool, progress=False)
+    assert np.array_equal(res.weights[vocab.index("好学")], expect())
+    assert res.provenance[vocab.index("好学")].method == f"composed:{pool}"
+
+
+def test_compose_coverage_and_off(src_path):
+    vocab = vocab_of(["中国", "好猫"])  # 猫 is absent: half the word is covered
+    res = graft(vocab, src_path, progress=False)
+    assert res.provenance[vocab.index("好猫")].method == "init:normal"
+    res = graft(vocab, src_path, compose_min_coverage=0.5, progress=False)
+    assert res.provenance[vocab.index("好猫")].method == "composed:mean"
+    assert np.array_equal(res.weights[vocab.index("好猫")], row("好"))
+    res = graft(vocab_of(["中", "好学"]), src_path, compose="off", progress=False)
+    assert res.provenance[3].method == "init:normal"
+
+
+def test_full_width_and_traditional_normalisation(src_path):
+    vocab = vocab_of(["Ａ", "國"])
+    res = graft(vocab, src_path, progress=False)
+    assert res.provenance[vocab.index("Ａ")].method == "normalised:nfkc+lower"
+    if "t2s" in unavailable_rules(["t2s"]):
+        pytest.skip("OpenCC not installed")
+    assert res.provenance[vocab.index("國")].method == "normalised:t2s"
+    assert np.array_equal(res.weights[vocab.index("國")], row("国"))
+
+
+def test_normalisation_order_and_none(src_path):
+    vocab = vocab_of(["中", "A"])
+    res = graft(vocab, src_path, normalise=(), progress=False)
+    assert res.provenance[vocab.index("A")].method == "init:normal"
+
+
+def test_init_methods_match_found_statistics(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = {chr(0x4E00 + i): rng.normal(2.0, 0.5, 8).tolist() for i in range(400)}
+    path = write_source(tmp_path / "s.txt", rows)
+    toks = list(rows) + [f"<x{i}>" for i in range(3000)]
+    found = np.array([rows[t] for t in rows], dtype=np.float32).astype(np.float64)
+    res = graft(vocab_of(toks), path, compose="off", normalise=(), progress=False)
+    init = res.weights[[i for i, p in enumerate(res.provenance) if p.method == "init:normal"]]
+    assert len(init) == 3000
+    assert np.allclose(init.mean(0), found.mean(0), atol=0.05)
+    assert np.allclose(init.std(0), found.std(0), atol=0.05)
+    again = graft(vocab_of(toks), path, compose="off", normalise=(), progress=False)
+    assert np.array_equal(res.weights, again.weights)  # seeded
+    res = graft(vocab_of(toks[:410]), path, init="mean", compose="off", progress=False)
+    assert np.allclose(res.weights[-1], found.mean(0).astype(np.float32))
+    res = graft(vocab_of(toks[:410]), path, init="zeros", compose="off", progress=False)
+    assert not res.weights[-1].any()
+    res = graft(vocab_of(toks), path, init="uniform", compose="off", progress=False)
+    u = res.weights[-3000:]
+    half = np.sqrt(3) * found.std(0)
+    assert (u >= found.mean(0) - half - 1e-5).all() and (u <= found.mean(0) + half + 1e-5).all()
+
+
+def test_post_processing(src_path):
+    vocab = vocab_of(["中", "国", "人", "好", "学", "中国"])
+    res = graft(vocab, src_path, unit_norm=True, scale=2.0, progress=False)
+    norms = np.linalg.norm(res.weights, axis=1)
+    assert np.allclose(norms[2:], 2.0) and norms[0] == 0.0
+    res = graft(vocab, src_path, centre=True, progress=False)
+    assert np.allclose(res.weights[2:].mean(0), 0.0, atol=1e-6)
+    res = graft(vocab, src_path, dim=2, progress=False)
+    assert res.weights.shape == (8, 2) and not res.weights[0].any()
+    assert res.report.pca["from_dim"] == 4 and 0 < res.report.pca["explained_variance"] <= 1
+    with pytest.raises(ConfigError, match="wider than the sources' 4"):
+        graft(vocab, src_path, dim=5, progress=False)
+
+
+def test_fallback_sources_in_order(tmp_path, src_path):
+    second = write_source(tmp_path / "b.txt", {"猫": [9.0, 9.0, 9.0, 9.0], "中": [7.0, 7.0, 7.0, 7.0]})
+    vocab = vocab_of(["中", "猫"])
+    res = graft(vocab, [open_source(src_path, progress=False), open_source(second, progress=False)],
+                progress=False)
+    assert res.provenance[vocab.index("中")].source == str(src_path)
+    assert res.provenance[vocab.index("猫")].source == str(second)
+    assert np.array_equal(res.weights[vocab.index("猫")], np.full(4, 9.0, np.float32))
+    narrow = write_source(tmp_path / "n.txt", {"猫": [1.0, 2.0]})
+    with pytest.raises(ConfigError, match="sources differ in width"):
+        graft(vocab, [src_path, narrow], progress=False)
+
+
+def test_config_errors_are_collected():
+    with pytest.raises(ConfigError) as err:
+        GraftConfig(normalise=("nfkc", "upper"), compose="median", init="xavier", dim=0)
+    msg = str(err.value)
+    for part in ("'upper'", "'median'", "'xavier'", "dim must be"):
+        assert part in msg
+
+
+def test_nothing_found_is_an_error(src_path):
+    with pytest.raises(EmbgraftError, match="none of the 2 target tokens"):
+        graft(vocab_of(["猫", "狗"]), src_path, progress=False)
+
+
+def test_report_coverage_figures(src_path):
+    vocab = vocab_of(["中", "A", "中国人", "？"], counts=[6, 2, 1, 1])
+    rep = graft(vocab, src_path, progress=False).report
+    assert rep.stages["exact"] == {"n_types": 1, "share_types": 0.25, "n_tokens": 6, "share_tokens": 0.6}
+    assert rep.methods["normalised:lower"]["n_tokens"] == 2
+    assert rep.stages["composed"]["n_types"] == 1
+    assert rep.init_sample == [("？", 1)]
+    table = rep.coverage_table()
+    assert "exact" in table and "found in the source (exact + normalised): 80.00%" in table
