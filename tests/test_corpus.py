@@ -49,10 +49,15 @@ def test_tsv_other_text_column(tmp_path):
         iter_texts(p, text_column="text")
 
 
-def test_thucnews_style_txt_needs_fmt_tsv(tmp_path):
-    p = write(tmp_path / "train.txt", "标题\t3\n")
-    assert list(iter_texts(p)) == ["标题\t3"]  # .txt is plain text: the whole line
-    assert list(iter_examples(p, fmt="tsv")) == [("标题", "3")]
+def test_thucnews_style_txt_is_sniffed_as_tsv(tmp_path):
+    p = write(tmp_path / "train.txt", "标题\t3\n另一个 标题\t10\n")
+    assert detect_format(p) == "tsv"
+    assert list(iter_examples(p)) == [("标题", "3"), ("另一个 标题", "10")]
+    assert list(iter_texts(p, fmt="text")) == ["标题\t3", "另一个 标题\t10"]  # forced plain text
+    mixed = write(tmp_path / "mixed.txt", "标题\t3\n没有标签的一行\n")
+    assert detect_format(mixed) == "text"
+    long_second = write(tmp_path / "pairs.txt", "句子一\t这是 另一个句子\n")
+    assert detect_format(long_second) == "text"
 
 
 def test_csv_by_name_and_index_with_quotes_and_newlines(tmp_path):

@@ -48,7 +48,12 @@ FORMATS = ("text", "tsv", "csv", "jsonl")
 
 
 def detect_format(path: PathLike, fmt: str | None = None) -> str:
-    """The canonical format name for ``path``: ``fmt`` if given, else from the extension."""
+    """The canonical format name for ``path``: ``fmt`` if given, else from the extension.
+
+    A ``.txt`` whose first lines are all ``text<TAB>label`` is read as TSV: THUCNews and most
+    Chinese classification sets ship that way, and counting the label digits as characters of
+    the text would be a silent error. ``fmt="text"`` forces plain text.
+    """
     if fmt is not None:
         canonical = FORMAT_ALIASES.get(fmt.lower())
         if canonical is None:
@@ -62,7 +67,27 @@ def detect_format(path: PathLike, fmt: str | None = None) -> str:
             f"{path}: cannot tell the corpus format from the extension {suffix or '(none)'!r} "
             f"(known: {known}); give the format ({', '.join(FORMATS)})"
         )
+    if canonical == "text" and _looks_like_tsv(path):
+        return "tsv"
     return canonical
+
+
+_N_SNIFF_LINES = 50
+
+
+def _looks_like_tsv(path: PathLike) -> bool:
+    """Every one of the first non-blank lines has exactly one tab and a short, spaceless label."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            lines = [ln.rstrip("\r\n") for _, ln in zip(range(_N_SNIFF_LINES), f)]
+    except OSError:
+        return False  # the reader reports the real problem
+    lines = [ln for ln in lines if ln.strip()]
+    return bool(lines) and all(
+        ln.count("\t") == 1 and 0 < len(ln.split("\t")[1].strip()) <= 32
+        and not any(c.isspace() for c in ln.split("\t")[1].strip())
+        for ln in lines
+    )
 
 
 def iter_texts(

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
-    except (EmbgraftError, FileNotFoundError, ImportError, KeyboardInterrupt) as exc:
+    except (EmbgraftError, OSError, ImportError, KeyboardInterrupt) as exc:
         if args.debug:
             raise
         message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
