@@ -141,7 +141,8 @@ def _lines(path: PathLike) -> Iterator[tuple[int, str]]:
             yield line_no, line
 
 
-def _strip_eol(line: str) -> str:
+def strip_eol(line: str) -> str:
+    """``line`` without its trailing \\n or \\r\\n."""
     if line.endswith("\n"):
         line = line[:-1]
     if line.endswith("\r"):
@@ -165,7 +166,7 @@ def _read_text(
     path: PathLike, text_column: Column, label_column: Column, want_label: bool
 ) -> Iterator[Example]:
     for _, line in _lines(path):
-        text = _strip_eol(line)
+        text = strip_eol(line)
         if text.strip():
             yield text, None
 
@@ -197,7 +198,7 @@ def _read_tsv(
     text_i = 0 if text_i is None else text_i
     label_i = _tsv_index(label_column, "label_column")
     for line_no, line in _lines(path):
-        line = _strip_eol(line)
+        line = strip_eol(line)
         if not line.strip():
             continue
         fields = line.split("\t")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence, Union
 
 from embgraft.errors import ConfigError, MalformedFileError
+from embgraft.corpus import strip_eol as _strip_eol
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -443,10 +444,3 @@ class Vocab:
         others = [t for t in tokens if t in OTHER_SPECIAL_SPELLINGS]
         return cls(tokens, specials=[pad, unk, *others])
 
-
-def _strip_eol(line: str) -> str:
-    if line.endswith("\n"):
-        line = line[:-1]
-    if line.endswith("\r"):
-        line = line[:-1]
-    return line

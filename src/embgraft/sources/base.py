@@ -98,3 +98,16 @@ def substrings(token: str, *, max_piece_chars: int) -> Iterable[str]:
         for j in range(i + 1, min(n, i + max_piece_chars) + 1):
             if j - i < n:
                 yield token[i:j]
+
+
+class CharacterPieces:
+    """``requests``/``pieces`` for static vector files: a word the file lacks is composed from
+    its longest sub-strings the file has (needs ``self.max_piece_chars``)."""
+
+    max_piece_chars: int
+
+    def requests(self, token: str) -> Iterable[str]:
+        return substrings(token, max_piece_chars=self.max_piece_chars)
+
+    def pieces(self, token: str, found: Mapping[str, np.ndarray]) -> list[Piece]:
+        return longest_match_pieces(token, found, max_piece_chars=self.max_piece_chars)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import numpy as np
 
 from embgraft.errors import MalformedFileError
 from embgraft.sources._io import open_stream, progress_bar
-from embgraft.sources.base import Piece, ScanStats, longest_match_pieces, substrings
+from embgraft.sources.base import CharacterPieces, ScanStats
 
 _BLOCK = 1 << 24
 FASTTEXT_BIN_MAGIC = (793712314).to_bytes(4, "little")
 
 
-class BinaryVectors:
+class BinaryVectors(CharacterPieces):
     """A word2vec binary file (``.bin``, optionally compressed), streamed record by record."""
 
     kind = "word2vec-binary"
@@ -52,12 +52,6 @@ class BinaryVectors:
         self.progress = progress
         self.max_piece_chars = max_piece_chars
         self.scan = ScanStats()
-
-    def requests(self, token: str) -> Iterable[str]:
-        return substrings(token, max_piece_chars=self.max_piece_chars)
-
-    def pieces(self, token: str, found: Mapping[str, np.ndarray]) -> list[Piece]:
-        return longest_match_pieces(token, found, max_piece_chars=self.max_piece_chars)
 
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = {k.encode("utf-8"): k for k in keys if k}

@@ -13,13 +13,13 @@ import mmap
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 import numpy as np
 
 from embgraft.errors import MalformedFileError
 from embgraft.sources._io import compression_of, open_stream, progress_bar, read_head
-from embgraft.sources.base import Piece, ScanStats, longest_match_pieces, substrings
+from embgraft.sources.base import CharacterPieces, ScanStats
 
 _SEGMENT = 1 << 26  # 64 MiB: how much of a mapped file is scanned before its pages are released
 _BLOCK = 1 << 24  # 16 MiB: read size for compressed streams
@@ -71,7 +71,7 @@ def sniff_text_header(head: bytes, path: str) -> tuple[bool, int, int | None]:
     return False, dim, None
 
 
-class TextVectors:
+class TextVectors(CharacterPieces):
     """A word2vec / fastText ``.vec`` / GloVe text file, optionally ``.gz``/``.bz2``/``.xz``.
 
     ``on_bad_line="skip"`` skips malformed *used* lines and counts them in ``scan``; the default
@@ -108,12 +108,6 @@ class TextVectors:
         self.scan = ScanStats()
 
     # -- the contract -------------------------------------------------------------------------
-    def requests(self, token: str) -> Iterable[str]:
-        return substrings(token, max_piece_chars=self.max_piece_chars)
-
-    def pieces(self, token: str, found: Mapping[str, np.ndarray]) -> list[Piece]:
-        return longest_match_pieces(token, found, max_piece_chars=self.max_piece_chars)
-
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = {k.encode("utf-8"): k for k in keys if k}
         firsts = {b.split(b" ", 1)[0] for b in wanted}
