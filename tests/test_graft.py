@@ -169,3 +169,13 @@ def test_report_coverage_figures(src_path):
     assert rep.init_sample == [("？", 1)]
     table = rep.coverage_table()
     assert "exact" in table and "found in the source (exact + normalised): 80.00%" in table
+
+
+def test_reverse_normalisation_finds_the_sources_unnormalised_form(tmp_path):
+    path = write_source(tmp_path / "s.txt", {"，": [1.0, 1.0], "China": [2.0, 2.0], "中": [3.0, 3.0]})
+    vocab = vocab_of([",", "china", "中"])
+    res = graft(vocab, path, progress=False)
+    assert res.provenance[vocab.index(",")].method == "normalised:widen"
+    assert res.provenance[vocab.index(",")].source_tokens == ("，",)
+    assert res.provenance[vocab.index("china")].method == "normalised:capitalize"
+    assert np.array_equal(res.weights[vocab.index("china")], np.array([2.0, 2.0], np.float32))

@@ -62,3 +62,18 @@ def test_export_word2vec_reads_back_bit_for_bit(result, tmp_path):
     for tok, vec in got.items():
         assert np.array_equal(vec, result.weights[result.vocab.index(tok)])
     assert len(got) == 5  # "猫\t狗" survives too: the file is split from the right
+
+
+def test_outputs_get_the_usual_modes(result, tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        out = result.save(tmp_path / "g")
+        path = result.export_word2vec(tmp_path / "g.vec")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "embedding.safetensors").stat().st_mode) == 0o644
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -12,6 +12,12 @@ from typing import Iterator
 from embgraft.errors import OutputExistsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_writable(out: str | os.PathLike, *, force: bool) -> Path:
     out = Path(out)
     if out.exists() and not force:
@@ -27,6 +33,11 @@ def atomic_dir(out: str | os.PathLike, *, force: bool) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield tmp
+        # mkdtemp/mkstemp make private (0700/0600) paths; the output gets the usual modes
+        mask = _umask()
+        tmp.chmod(0o777 & ~mask)
+        for p in tmp.rglob("*"):
+            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -49,6 +60,7 @@ def atomic_file(path: str | os.PathLike, *, force: bool, mode: str = "w") -> Ite
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

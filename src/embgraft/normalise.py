@@ -1,7 +1,11 @@
 """Normalisation rules used for *matching only*: the user's vocabulary is never changed.
 
 A rule maps a token to the form the source is likelier to hold. ``variants`` tries each rule
-alone, then each ordered combination (``nfkc+lower`` turns full-width ``Ａ`` into ``a``).
+alone, then each ordered combination (``nfkc+lower`` turns full-width ``Ａ`` into ``a``), then
+the same rules backwards: the *source* may hold the unnormalised form (a half-width ``,`` in the
+corpus, a full-width ``，`` in the vectors; ``国`` in the corpus, ``國`` in a traditional source).
+Going backwards keeps the one-pass scan: we ask the file for a few more keys instead of
+normalising each of its millions of tokens.
 """
 
 from __future__ import annotations
@@ -44,8 +48,44 @@ def _t2s(token: str) -> str:
     return token if convert is None else convert(token)
 
 
+@lru_cache(maxsize=1)
+def _opencc_s2t() -> Callable[[str], str] | None:
+    if _opencc_t2s() is None:
+        return None
+    try:
+        import opencc
+    except ImportError:
+        import opencc_python_reimplemented as opencc  # type: ignore[no-redef]
+    for config in ("s2t", "s2t.json"):
+        try:
+            return opencc.OpenCC(config).convert
+        except Exception:
+            continue
+    return None
+
+
+_HALF_TO_FULL = {c: c + 0xFEE0 for c in range(0x21, 0x7F)} | {0x20: 0x3000}
+
+
+def _widen(token: str) -> str:
+    """Inverse of NFKC's width folding: ASCII to its full-width form."""
+    return token.translate(_HALF_TO_FULL)
+
+
+def _s2t(token: str) -> str:
+    convert = _opencc_s2t()
+    return token if convert is None else convert(token)
+
+
 # rule name -> function; the order of a user's rule list is the order variants are tried
 RULES: dict[str, Callable[[str], str]] = {"nfkc": _nfkc, "lower": _lower, "t2s": _t2s}
+# rule name -> (label, function) for the forms a source may hold that the rule would have
+# mapped to the token
+INVERSES: dict[str, tuple[tuple[str, Callable[[str], str]], ...]] = {
+    "nfkc": (("widen", _widen),),
+    "lower": (("upper", str.upper), ("capitalize", str.capitalize)),
+    "t2s": (("s2t", _s2t),),
+}
 
 # rules that need an optional package, and the package to install
 RULE_EXTRAS = {"t2s": ("opencc", "pip install 'embgraft[zh]'  (OpenCC)")}
@@ -67,8 +107,9 @@ def unavailable_rules(rules: Sequence[str]) -> dict[str, str]:
 
 
 def variants(token: str, rules: Sequence[str]) -> Iterator[tuple[str, str]]:
-    """(rule label, normalised token) for every ordered combination of ``rules``, shortest
-    combinations first, skipping forms equal to the token or already produced."""
+    """(rule label, form) for every ordered combination of ``rules``, shortest combinations
+    first, then the inverse forms (``widen``, ``upper``, ``capitalize``, ``s2t``), skipping
+    forms already produced."""
     if unknown := check_rules(rules):
         raise ConfigError("; ".join(unknown))
     seen = {token}
@@ -80,6 +121,12 @@ def variants(token: str, rules: Sequence[str]) -> Iterator[tuple[str, str]]:
             if form not in seen:
                 seen.add(form)
                 yield "+".join(combo), form
+    for rule in rules:
+        for label, inverse in INVERSES[rule]:
+            form = inverse(token)
+            if form not in seen:
+                seen.add(form)
+                yield label, form
 
 
 def normalise_all(token: str, rules: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ from embgraft.errors import MalformedFileError
 from embgraft.sources._io import compression_of, open_stream, progress_bar, read_head
 from embgraft.sources.base import CharacterPieces, ScanStats
 
-_SEGMENT = 1 << 26  # 64 MiB: how much of a mapped file is scanned before its pages are released
+_SEGMENT = 1 << 24  # 16 MiB: how much of a mapped file is scanned before its pages are released
 _BLOCK = 1 << 24  # 16 MiB: read size for compressed streams
 _N_SNIFF_LINES = 20
 _MAX_SKIPPED_SAMPLES = 10
