@@ -17,6 +17,7 @@ import numpy as np
 
 from embgraft._fs import atomic_dir, atomic_file
 from embgraft.errors import MalformedFileError
+from embgraft.vocab import escape_token, unescape_token
 
 EMBEDDING_FILE = "embedding.safetensors"
 EMBEDDING_KEY = "embedding"
@@ -42,24 +43,6 @@ class Provenance:
     @property
     def stage(self) -> str:
         return self.method.split(":", 1)[0]
-
-
-def _escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _unescape(s: str) -> str:
-    out, i = [], 0
-    table = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
-    while i < len(s):
-        c = s[i]
-        if c == "\\" and i + 1 < len(s) and s[i + 1] in table:
-            out.append(table[s[i + 1]])
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
 
 
 @dataclass
@@ -204,7 +187,7 @@ class GraftResult:
             with open(tmp / PROVENANCE_FILE, "w", encoding="utf-8", newline="\n") as f:
                 f.write("id\ttoken\tmethod\tsource\tsource_tokens\n")
                 for i, (tok, p) in enumerate(zip(self.vocab.tokens, self.provenance)):
-                    f.write(f"{i}\t{_escape(tok)}\t{p.method}\t{_escape(p.source)}\t"
+                    f.write(f"{i}\t{escape_token(tok)}\t{p.method}\t{escape_token(p.source)}\t"
                             f"{json.dumps(list(p.source_tokens), ensure_ascii=False)}\n")
             with open(tmp / REPORT_FILE, "w", encoding="utf-8") as f:
                 json.dump(self.report.to_dict(), f, ensure_ascii=False, indent=2)
@@ -232,7 +215,7 @@ class GraftResult:
                 parts = line.rstrip("\n").split("\t")
                 if len(parts) != 5:
                     raise MalformedFileError(path / PROVENANCE_FILE, line_no, "expected 5 columns")
-                provenance.append(Provenance(parts[2], _unescape(parts[3]), tuple(json.loads(parts[4]))))
+                provenance.append(Provenance(parts[2], unescape_token(parts[3]), tuple(json.loads(parts[4]))))
         with open(path / REPORT_FILE, encoding="utf-8") as f:
             report = GraftReport.from_dict(json.load(f))
         if weights.shape[0] != len(vocab):
