@@ -179,3 +179,12 @@ def test_reverse_normalisation_finds_the_sources_unnormalised_form(tmp_path):
     assert res.provenance[vocab.index(",")].source_tokens == ("，",)
     assert res.provenance[vocab.index("china")].method == "normalised:capitalize"
     assert np.array_equal(res.weights[vocab.index("china")], np.array([2.0, 2.0], np.float32))
+
+
+def test_compose_from_normalised_pieces(tmp_path):
+    path = write_source(tmp_path / "s.txt", {"２": [1.0, 0.0], "０": [0.0, 1.0], "中": [3.0, 3.0]})
+    vocab = vocab_of(["2020", "中"])
+    res = graft(vocab, path, progress=False)
+    p = res.provenance[vocab.index("2020")]
+    assert (p.method, p.source_tokens) == ("composed:mean", ("２", "０", "２", "０"))
+    assert np.array_equal(res.weights[vocab.index("2020")], np.array([0.5, 0.5], np.float32))

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from embgraft.errors import ConfigError, EmbgraftError
-from embgraft.normalise import check_rules, normalise_all, unavailable_rules, variants
+from embgraft.normalise import check_rules, unavailable_rules, variants
 from embgraft.result import FOUND_STAGES, GraftReport, GraftResult, Provenance
 from embgraft.sources import open_source
 from embgraft.sources.base import Piece, Source
@@ -103,6 +103,13 @@ def graft(
     ]
     if not srcs:
         raise ConfigError("graft needs at least one source")
+    if not config.special_map:  # checkpoints name their own [PAD]/[CLS]...: map ours onto them
+        derived: dict[str, str] = {}
+        for src in srcs:
+            for ours, theirs in (getattr(src, "special_tokens", None) or {}).items():
+                derived.setdefault(ours, theirs)
+        if derived:
+            config = replace(config, special_map=derived)
     dims = {s.dim for s in srcs}
     if len(dims) > 1:
         raise ConfigError(
@@ -131,14 +138,12 @@ def graft(
         plan[tok] = forms
         keys.add(tok)
         keys.update(form for _, form in forms)
+    # A word is composed from its own pieces first, then from those of its normalised forms
+    # ("2008" from the full-width digits a source may hold instead).
     compose_forms: dict[str, list[str]] = {}
     if config.compose != "off":
-        for tok in plan:
-            forms = [tok]
-            normed = normalise_all(tok, rules)
-            if normed != tok:
-                forms.append(normed)
-            compose_forms[tok] = forms
+        for tok, forms in plan.items():
+            compose_forms[tok] = [tok] + [form for _, form in forms]
     found: list[dict[str, np.ndarray]] = []
     for src in srcs:
         want = set(keys)
