@@ -13,6 +13,7 @@ import sys
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "graft": ("embgraft.cli.graft", "graft pretrained vectors onto a corpus vocabulary"),
+    "extend": ("embgraft.cli.extend", "add tokens to a transformer's tokenizer and embedding (mean of old pieces)"),
     "demo": ("embgraft.cli.demo", "offline demo: stand-in vectors from People's Daily, grafted onto review sentiment"),
 }
 

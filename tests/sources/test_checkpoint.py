@@ -1,0 +1,502 @@
+"""Transformer checkpoints as sources: tiny BERT/GPT-2/LLaMA checkpoints built in-process.
+
+The builders at the top are shared with ``tests/test_extend.py`` (imported there by path).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+from embgraft.cli import main  # noqa: E402
+from embgraft.graft import graft  # noqa: E402
+from embgraft.result import GraftResult  # noqa: E402
+from embgraft.sources import detect_kind, open_source  # noqa: E402
+from embgraft.sources.checkpoint import (  # noqa: E402
+    CheckpointError,
+    CheckpointSource,
+    byte_level_decode,
+    byte_level_encode,
+    choose_embedding_key,
+)
+from embgraft.vocab import Vocab  # noqa: E402
+
+# -- builders ----------------------------------------------------------------------------------------
+
+CJK = "北京大学生中国人民你好我们的是在了天气很公园玩习"
+LATIN = ["a", "b", "play", "##ing", "the", "##s", "game"]
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SENTENCES = [
+    "北京大学的学生在中国人民大学学习。",
+    "我们是中国人，你好世界！",
+    "今天天气很好，我们去公园玩。",
+    "北京的天气很好，学生们在公园学习。",
+    "hello world, playing the game",
+] * 4
+
+
+def bert_vocab() -> list[str]:
+    """BERT-Chinese in miniature: specials, standalone CJK characters, their ##X forms, Latin pieces."""
+    return BERT_SPECIALS + list(CJK) + ["##" + c for c in CJK] + LATIN
+
+
+def _tiny(cls, config):
+    torch.manual_seed(0)
+    model = cls(config).eval()
+    with torch.no_grad():  # distinct, non-trivial rows so a wrong id can never pass
+        emb = model.get_input_embeddings().weight
+        emb.copy_(torch.randn_like(emb))
+    return model
+
+
+def save_bin(model, path: Path, *, shards: int = 1) -> None:
+    """``pytorch_model.bin`` (or ``shards`` files and an index) with ``torch.save``, as older
+    transformers wrote them; transformers 5 no longer writes .bin itself."""
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    path.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(path)
+    if shards == 1:
+        torch.save(state, path / "pytorch_model.bin")
+        return
+    names = list(state)
+    weight_map = {}
+    for s in range(shards):
+        part = names[s::shards]
+        fname = f"pytorch_model-{s + 1:05d}-of-{shards:05d}.bin"
+        torch.save({k: state[k] for k in part}, path / fname)
+        weight_map.update({k: fname for k in part})
+    (path / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+
+
+def build_bert(path: Path, *, max_shard_size=None, fmt: str = "safetensors", dtype=None,
+               tokenize_chinese_chars: bool = True, masked_lm: bool = False):
+    """A tiny BERT-Chinese-like checkpoint in ``path``; returns (model, tokenizer)."""
+    vocab = bert_vocab()
+    tok = transformers.BertTokenizer(vocab={t: i for i, t in enumerate(vocab)},
+                                     tokenize_chinese_chars=tokenize_chinese_chars)
+    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=64)
+    model = _tiny(transformers.BertForMaskedLM if masked_lm else transformers.BertModel, config)
+    if dtype is not None:
+        model = model.to(dtype)
+    tok.save_pretrained(path)
+    if fmt == "bin":
+        save_bin(model, path)
+    elif fmt == "bin-sharded":
+        save_bin(model, path, shards=2)
+    else:
+        model.save_pretrained(path, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
+    return model, tok
+
+
+def _byte_level_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(SENTENCES, trainers.BpeTrainer(
+        vocab_size=420, special_tokens=["<|endoftext|>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return tk
+
+
+def _merges(tk) -> list[tuple[str, str]]:
+    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
+            for m in json.loads(tk.to_str())["model"]["merges"]]
+
+
+def build_gpt2(path: Path, *, tie: bool = True):
+    """A tiny GPT-2 with a byte-level BPE trained on Chinese sentences; returns (model, tokenizer)."""
+    tk = _byte_level_tokenizer()
+    tok = transformers.GPT2Tokenizer(vocab=tk.get_vocab(), merges=_merges(tk))
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    config = transformers.GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=64,
+                                     tie_word_embeddings=tie, bos_token_id=eos, eos_token_id=eos)
+    model = _tiny(transformers.GPT2LMHeadModel, config)
+    tok.save_pretrained(path)
+    model.save_pretrained(path)
+    return model, tok
+
+
+def _sentencepiece_tokenizer():
+    """SentencePiece-style BPE (LLaMA): "▁" word marks, byte fallback, trained in-process."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, trainers
+
+    tk = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tk.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                    decoders.Strip(" ", 1, 0)])
+    tk.train_from_iterator(SENTENCES, trainers.BpeTrainer(
+        vocab_size=340, show_progress=False,
+        special_tokens=["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]))
+    return tk
+
+
+def build_llama(path: Path, *, tie: bool = False, dtype=None):
+    """A tiny LLaMA (untied head by default) with a SentencePiece-style BPE; (model, tokenizer)."""
+    tk = _sentencepiece_tokenizer()
+    tok = transformers.LlamaTokenizer(vocab=tk.get_vocab(), merges=_merges(tk))
+    config = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                      max_position_embeddings=64, tie_word_embeddings=tie)
+    model = _tiny(transformers.LlamaForCausalLM, config)
+    if not tie:
+        with torch.no_grad():
+            model.lm_head.weight.copy_(torch.randn_like(model.lm_head.weight))
+    if dtype is not None:
+        model = model.to(dtype)
+    tok.save_pretrained(path)
+    model.save_pretrained(path)
+    return model, tok
+
+
+def emb(model) -> np.ndarray:
+    """The model's input-embedding table as float32 NumPy (bf16 widened exactly)."""
+    return model.get_input_embeddings().weight.detach().float().numpy()
+
+
+# -- BERT-Chinese: exact rows, composition from standalone characters --------------------------------
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bert")
+    model, tok = build_bert(path)
+    return path, model, tok
+
+
+def test_bert_exact_rows_are_the_models_rows_bit_for_bit(bert):
+    path, model, tok = bert
+    src = open_source(path)
+    assert isinstance(src, CheckpointSource) and detect_kind(path) == "checkpoint"
+    assert (src.dim, src.n_rows, src.tokenizer.family.name) == (16, len(bert_vocab()), "wordpiece")
+    weights = emb(model)
+    wanted = list(CJK) + ["play", "the", "[CLS]", "##ing", "##北", "北京", "猫"]
+    got = src.lookup(wanted)
+    assert set(got) == set(CJK) | {"play", "the", "[CLS]"}  # never a ##X entry, never a word
+    ids = tok.convert_tokens_to_ids(sorted(got))
+    for token, i in zip(sorted(got), ids):
+        assert got[token].dtype == np.float32
+        assert np.array_equal(got[token], weights[i]), token
+    assert src.scan.n_requested == len(wanted) and src.scan.n_found == len(got)
+
+
+def test_bert_composed_word_is_the_mean_of_its_characters_standalone_rows(bert):
+    path, model, tok = bert
+    weights = emb(model)
+    vocab = Vocab.from_tokens(["北京", "大学生", "北", "猫北", "playing"], counts=[5, 4, 3, 2, 1])
+    result = graft(vocab, open_source(path), normalise=(), progress=False)
+    prov = dict(zip(vocab.tokens, result.provenance))
+    for word in ("北京", "大学生"):
+        p = prov[word]
+        assert p.method == "composed:mean" and p.source_tokens == tuple(word)
+        ids = tok.convert_tokens_to_ids(list(word))
+        expected = weights[ids].astype(np.float64).mean(axis=0).astype(np.float32)
+        np.testing.assert_allclose(result.weights[vocab.index(word)], expected, rtol=0, atol=1e-7)
+    assert prov["北"].method == "exact"
+    assert prov["playing"].source_tokens == ("play", "##ing")  # Latin continuations are trained rows
+    assert prov["猫北"].method.startswith("init")  # [UNK] is not a piece: only half the word is covered
+
+
+def test_cjk_continuation_rows_are_never_used(tmp_path):
+    # without BERT's CJK splitting the tokenizer itself says 北 ##京; the source takes 京's own row
+    model, tok = build_bert(tmp_path, tokenize_chinese_chars=False)
+    assert tok.tokenize("北京") == ["北", "##京"]
+    src = open_source(tmp_path)
+    pieces = src.pieces("北京", {})
+    assert [(p.label, p.n_chars) for p in pieces] == [("北", 1), ("京", 1)]
+    assert np.array_equal(pieces[1].vector, emb(model)[tok.convert_tokens_to_ids("京")])
+
+
+def test_special_map_comes_from_the_checkpoint(bert):
+    path, model, tok = bert
+    weights = emb(model)
+    vocab = Vocab.from_tokens(["北"], extra_specials=("<cls>", "<sep>", "<mask>"))
+    src = open_source(path)
+    assert src.special_tokens == {"<pad>": "[PAD]", "<unk>": "[UNK]", "<cls>": "[CLS]", "<sep>": "[SEP]",
+                                  "<mask>": "[MASK]"}
+    result = graft(vocab, src, progress=False)
+    for ours, theirs in (("<unk>", "[UNK]"), ("<cls>", "[CLS]"), ("<mask>", "[MASK]")):
+        i = vocab.index(ours)
+        assert result.provenance[i].method == "special" and result.provenance[i].source_tokens == (theirs,)
+        assert np.array_equal(result.weights[i], weights[tok.convert_tokens_to_ids(theirs)])
+    assert not result.weights[vocab.pad_id].any()  # <pad> stays zeros
+
+
+# -- layouts: sharded, .bin, bf16, task-model prefixes, unknown keys ----------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["sharded", "bin", "bin-sharded", "masked-lm"])
+def test_layouts_give_the_same_rows(tmp_path, fmt):
+    if fmt == "sharded":
+        model, tok = build_bert(tmp_path, max_shard_size="4KB")
+        index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+        assert len(set(index["weight_map"].values())) > 1
+    elif fmt == "masked-lm":
+        model, tok = build_bert(tmp_path, masked_lm=True)
+    else:
+        model, tok = build_bert(tmp_path, fmt=fmt)
+    src = open_source(tmp_path)
+    if fmt == "sharded":  # only the shard that holds the embedding is opened
+        assert src.table.path.name == index["weight_map"][src.key]
+    if fmt == "masked-lm":
+        assert src.key == "bert.embeddings.word_embeddings.weight"
+    got = src.lookup(list(CJK))
+    weights = emb(model)
+    for ch in CJK:
+        assert np.array_equal(got[ch], weights[tok.convert_tokens_to_ids(ch)])
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_rows_are_converted_exactly(tmp_path, dtype):
+    model, tok = build_bert(tmp_path, dtype=getattr(torch, dtype), max_shard_size="8KB")
+    src = open_source(tmp_path)
+    assert src.table.stored_dtype == {"bfloat16": "BF16", "float16": "F16"}[dtype]
+    weights = emb(model)  # the stored half values, widened
+    got = src.lookup(list(CJK))
+    for ch in CJK:
+        assert got[ch].dtype == np.float32
+        assert np.array_equal(got[ch], weights[tok.convert_tokens_to_ids(ch)])
+    assert np.array_equal(src.read_table(), weights)
+    assert any("converted to float32" in n for n in src.scan.notes)
+
+
+def test_unknown_layout_lists_candidates_and_tensor_key_overrides(tmp_path):
+    from safetensors.torch import save_file
+
+    model, tok = build_bert(tmp_path)
+    state = {k.replace("embeddings.word_embeddings", "enc.token_table"): v.contiguous()
+             for k, v in model.state_dict().items()}
+    (tmp_path / "model.safetensors").unlink()
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"candidates: .*enc\.token_table\.weight.*--tensor-key"):
+        open_source(tmp_path)
+    with pytest.raises(CheckpointError, match=r"no tensor 'nope'.*enc\.token_table\.weight"):
+        open_source(tmp_path, tensor_key="nope")
+    src = open_source(tmp_path, tensor_key="enc.token_table.weight")
+    assert np.array_equal(src.lookup(["北"])["北"], emb(model)[tok.convert_tokens_to_ids("北")])
+
+
+def test_choose_embedding_key_table():
+    keys = {"transformer.wte.weight", "transformer.wpe.weight", "lm_head.weight"}
+    assert choose_embedding_key(keys, model_type="gpt2")[0] == "transformer.wte.weight"
+    assert choose_embedding_key({"wte.weight", "wpe.weight"}, model_type="gpt2")[0] == "wte.weight"
+    # a wrapper's extra prefix, when one key alone ends with a listed name
+    assert choose_embedding_key({"language_model.model.embed_tokens.weight"},
+                                model_type="llama")[0] == "language_model.model.embed_tokens.weight"
+    # a model type the table lacks, with exactly one well-known name present
+    key, how = choose_embedding_key({"model.embed_tokens.weight", "lm_head.weight"}, model_type="newarch")
+    assert key == "model.embed_tokens.weight" and "not in the table" in how
+    with pytest.raises(CheckpointError, match="shared.weight"):
+        choose_embedding_key({"shared.weight", "encoder.embed_tokens.weight"}, model_type="newarch")
+
+
+def test_missing_weights_and_missing_tokenizer_are_errors(tmp_path):
+    build_bert(tmp_path / "a")
+    (tmp_path / "a" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no weights found"):
+        open_source(tmp_path / "a")
+    build_bert(tmp_path / "b")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "b" / name).unlink()
+    with pytest.raises(CheckpointError, match="no tokenizer files"):
+        open_source(tmp_path / "b")
+    with pytest.raises(FileNotFoundError):
+        CheckpointSource(tmp_path / "nowhere")
+
+
+def _pipeline(kind: str):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    vocab = {"<unk>": 0, "a": 1, "##b": 2, "▁a": 3}
+    if kind == "wordpiece":
+        return Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    if kind == "byte-level":
+        tk.pre_tokenizer = pre_tokenizers.ByteLevel()
+    elif kind == "metaspace":
+        tk.pre_tokenizer = pre_tokenizers.Metaspace()
+        tk.decoder = decoders.Metaspace()
+    elif kind == "replace-only":  # Gemma: spaces become "▁" in the normaliser, nothing prepended
+        tk.normalizer = normalizers.Replace(" ", "▁")
+    return tk
+
+
+@pytest.mark.parametrize("kind, family", [("wordpiece", "wordpiece"), ("byte-level", "byte-level"),
+                                          ("metaspace", "sentencepiece"), ("replace-only", "sentencepiece"),
+                                          ("plain", "plain")])
+def test_tokenizer_family_from_the_pipeline(kind, family):
+    from embgraft.sources.checkpoint import SourceTokenizer
+
+    view = SourceTokenizer(_pipeline(kind), special_tokens={"unk_token": "<unk>"})
+    assert view.family.name == family
+    assert view.exact_id("<unk>") is None or view.exact_id("<unk>") == 0  # an added token only
+    if family == "wordpiece":
+        assert view.exact_id("a") == 1 and view.exact_id("##b") is None and view.exact_id("b") is None
+    if family == "sentencepiece":
+        assert view.exact_id("a") == 3  # "▁a", the word-start entry, before the bare one
+
+
+# -- byte-level BPE (GPT-2/Qwen) and SentencePiece (LLaMA) ------------------------------------------------
+
+
+def test_byte_level_alphabet_round_trips():
+    for text in ("北京", "a b", "😀é\x00"):
+        enc = byte_level_encode(text)
+        assert byte_level_decode(enc) == text.encode("utf-8")
+    assert byte_level_encode("北") == "åĮĹ"  # GPT-2's alphabet, as the library spells it
+
+
+def test_gpt2_byte_level_exact_and_composed(tmp_path):
+    model, tok = build_gpt2(tmp_path)
+    weights = emb(model)
+    src = open_source(tmp_path)
+    assert src.tokenizer.family.name == "byte-level" and src.key == "transformer.wte.weight"
+    # words the BPE merged into one token are exact; their entries are byte-level strings
+    merged = [w for w in ("北京", "我们", "学生", "天气", "公园", "北京大学") if len(tok.tokenize(w)) == 1]
+    assert merged
+    got = src.lookup(merged + ["北京大学生在"])
+    assert set(got) == set(merged)
+    for w in merged:
+        assert np.array_equal(got[w], weights[tok.convert_tokens_to_ids(byte_level_encode(w))])
+    # 猫 never occurs: three byte pieces, one character covered, labels readable
+    pieces = src.pieces("猫", {})
+    assert len(pieces) == len(tok.tokenize("猫")) == 3
+    assert sum(p.n_chars for p in pieces) == 1 and "\\x" in pieces[0].label
+    for word in ("北京大学生", "猫在公园"):
+        ids = tok.convert_tokens_to_ids(tok.tokenize(word))  # what transformers says, not our backend
+        pieces = src.pieces(word, {})
+        assert [p.label for p in pieces] == [byte_level_decode(t).decode("utf-8", "backslashreplace")
+                                              for t in tok.tokenize(word)]
+        assert sum(p.n_chars for p in pieces) == len(word)
+        vocab = Vocab.from_tokens([word, "我们"])
+        result = graft(vocab, src, normalise=(), progress=False)
+        expected = weights[ids].astype(np.float64).mean(axis=0).astype(np.float32)
+        np.testing.assert_allclose(result.weights[vocab.index(word)], expected, rtol=0, atol=1e-7)
+    assert src.special_tokens["<eos>"] == "<|endoftext|>"
+
+
+def test_llama_sentencepiece_exact_and_composed(tmp_path):
+    model, tok = build_llama(tmp_path, dtype=torch.bfloat16)
+    weights = emb(model)
+    src = open_source(tmp_path)
+    assert src.tokenizer.family.name == "sentencepiece" and src.key == "model.embed_tokens.weight"
+    vocab = tok.get_vocab()
+    got = src.lookup(["北", "京", "hello", "<s>"])
+    # "▁北" (word start) is preferred; "京" inside a word has only its bare entry
+    assert np.array_equal(got["北"], weights[vocab["▁北"] if "▁北" in vocab else vocab["北"]])
+    assert np.array_equal(got["京"], weights[vocab["▁京"] if "▁京" in vocab else vocab["京"]])
+    assert np.array_equal(got["<s>"], weights[vocab["<s>"]])
+    for word in ("北京大学生", "猫在公园", "playing"):
+        tokens = tok.tokenize(word)
+        pieces = src.pieces(word, {})
+        kept = [t for t in tokens if t != "▁"]  # a bare word mark carries nothing of the word
+        assert [p.label for p in pieces] == kept
+        assert sum(p.n_chars for p in pieces) == len(word)
+    # 猫 is not in the vocabulary: byte-fallback pieces <0x..> stand for it
+    assert any(p.label.startswith("<0x") for p in src.pieces("猫", {}))
+
+
+# -- hub ids, offline from a local cache --------------------------------------------------------------------
+
+
+def _fill_hub_cache(cache: Path, repo_id: str, files: dict[str, Path], commit: str = "a" * 40) -> Path:
+    """The huggingface_hub cache layout: models--org--name/{refs/main, snapshots/<commit>/...}."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for name, path in files.items():
+        shutil.copy(path, snap / name)
+    return snap
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    # the library read both at import; tests change them afterwards
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_hub_id_resolves_offline_from_the_cache_with_only_the_needed_shard(tmp_path, offline_hub):
+    ckpt = tmp_path / "ckpt"
+    model, tok = build_bert(ckpt, max_shard_size="4KB")
+    index = json.loads((ckpt / "model.safetensors.index.json").read_text())
+    shard = index["weight_map"]["embeddings.word_embeddings.weight"]
+    # the cache holds the small files and the one shard: any other shard would have to be fetched
+    files = {p.name: p for p in ckpt.iterdir() if not p.name.endswith(".safetensors")}
+    files[shard] = ckpt / shard
+    _fill_hub_cache(offline_hub, "tiny-org/tiny-bert", files)
+    assert detect_kind("tiny-org/tiny-bert") == "checkpoint"
+    src = open_source("tiny-org/tiny-bert", progress=False)
+    assert src.name == "tiny-org/tiny-bert" and src.table.path.name == shard
+    assert np.array_equal(src.lookup(["京"])["京"], emb(model)[tok.convert_tokens_to_ids("京")])
+    # a revision given as a commit works the same; an unknown repository says where it looked
+    assert open_source("tiny-org/tiny-bert", revision="a" * 40).dim == 16
+    with pytest.raises(CheckpointError, match="local hub cache"):
+        open_source("tiny-org/absent")
+
+
+# -- the CLI, end to end; no torch on the graft path --------------------------------------------------------
+
+
+def test_cli_graft_from_a_bert_directory_at_word_level(bert, tmp_path, capsys):
+    path, model, tok = bert
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(SENTENCES[:4]) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["graft", "--source", str(path), "--corpus", str(corpus), "--level", "word",
+                 "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "composed:mean" in printed and "exact" in printed
+    result = GraftResult.load(out)
+    weights = emb(model)
+    methods = {p.method for p in result.provenance}
+    assert {"exact", "composed:mean", "special"} <= methods
+    for token, p, row in zip(result.vocab.tokens, result.provenance, result.weights):
+        if p.method == "exact":
+            assert np.array_equal(row, weights[tok.convert_tokens_to_ids(token)])
+        elif p.method == "composed:mean":
+            ids = tok.convert_tokens_to_ids(list(p.source_tokens))
+            np.testing.assert_allclose(row, weights[ids].astype(np.float64).mean(0), rtol=0, atol=1e-6)
+    assert result.report.sources[0]["kind"] == "checkpoint"
+    # a bad tensor key is a one-line error, not a traceback
+    assert main(["graft", "--source", str(path), "--corpus", str(corpus), "--out", str(tmp_path / "o2"),
+                 "--tensor-key", "nope", "--no-progress"]) == 2
+    assert "no tensor 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_reading_a_checkpoint_never_imports_torch_or_transformers(tmp_path, dtype):
+    model, tok = build_bert(tmp_path, dtype=getattr(torch, dtype), max_shard_size="8KB")
+    np.save(tmp_path / "expected.npy", emb(model))
+    code = (
+        "import sys, numpy as np\n"
+        "from embgraft.sources import open_source\n"
+        f"src = open_source({str(tmp_path)!r})\n"
+        "assert len(src.lookup(['北', '京'])) == 2 and src.pieces('北京', {})\n"
+        f"assert np.array_equal(src.read_table(), np.load({str(tmp_path / 'expected.npy')!r}))\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
