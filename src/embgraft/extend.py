@@ -51,7 +51,7 @@ class ExtendReport:
     rows_before: int
     rows_after: int
     pad_to_multiple_of: int | None
-    output_head: str  # "tied" (shares the input rows), "initialised" (own rows, set too), "none"
+    output_head: str  # "tied" (shares the input rows), "initialised" (own rows, set too), "none", ...
     added: list[AddedRow]
     skipped: list[tuple[str, str]]  # (token, why it was not added)
     seconds: float = 0.0
@@ -265,7 +265,8 @@ def extend(
             if i not in taken:  # padding rows for pad_to_multiple_of: harmless, never-seen means
                 for w, mean in zip(tables + biases, means):
                     w[i] = mean.to(w.dtype)
-    output_head = "none" if head is None else "tied" if tied else "initialised"
+    output_head = ("none" if head is None else "tied" if tied
+                   else "initialised" if len(tables) > 1 else "not resized by transformers: left as it was")
 
     report = ExtendReport(model=str(model), out=str(out), n_tokens_before=n_tokens_before,
                           n_tokens_after=n_tokens_after, rows_before=rows_before, rows_after=rows_after,

@@ -270,6 +270,8 @@ def test_half_precision_rows_are_converted_exactly(tmp_path, dtype):
         assert np.array_equal(got[ch], weights[tok.convert_tokens_to_ids(ch)])
     assert np.array_equal(src.read_table(), weights)
     assert any("converted to float32" in n for n in src.scan.notes)
+    wide = open_source(tmp_path, dtype="float64").read_table()
+    assert wide.dtype == np.float64 and np.array_equal(wide, weights.astype(np.float64))
 
 
 def test_unknown_layout_lists_candidates_and_tensor_key_overrides(tmp_path):
@@ -286,6 +288,41 @@ def test_unknown_layout_lists_candidates_and_tensor_key_overrides(tmp_path):
         open_source(tmp_path, tensor_key="nope")
     src = open_source(tmp_path, tensor_key="enc.token_table.weight")
     assert np.array_equal(src.lookup(["北"])["北"], emb(model)[tok.convert_tokens_to_ids("北")])
+
+
+def test_a_hub_fetch_gets_only_the_shard_with_the_embedding(tmp_path):
+    from embgraft.sources.checkpoint import locate_embedding
+
+    build_bert(tmp_path / "full", max_shard_size="4KB")
+    small = tmp_path / "small"  # what the first hub download holds: config, tokenizer, index
+    small.mkdir()
+    for p in (tmp_path / "full").iterdir():
+        if not p.name.endswith(".safetensors"):
+            shutil.copy(p, small / p.name)
+    fetched = []
+
+    def fetch(name):
+        fetched.append(name)
+        if not (tmp_path / "full" / name).is_file():
+            return None
+        return Path(shutil.copy(tmp_path / "full" / name, small / name))
+
+    path, key, fmt, _ = locate_embedding(small, model_type="bert", tensor_key=None, fetch=fetch)
+    index = json.loads((small / "model.safetensors.index.json").read_text())
+    assert fetched == [index["weight_map"][key]] and path.name == fetched[0] and fmt == "safetensors"
+    # no index, no model.safetensors: the .bin is tried next
+    save_bin(build_bert(tmp_path / "bin")[0], tmp_path / "binsrc")
+    (tmp_path / "binsmall").mkdir()
+    fetched.clear()
+
+    def fetch_bin(name):
+        fetched.append(name)
+        src = tmp_path / "binsrc" / name
+        return Path(shutil.copy(src, tmp_path / "binsmall" / name)) if src.is_file() else None
+
+    path, key, fmt, _ = locate_embedding(tmp_path / "binsmall", model_type="bert", tensor_key=None,
+                                         fetch=fetch_bin)
+    assert fetched == ["model.safetensors", "pytorch_model.bin"] and fmt == "torch"
 
 
 def test_choose_embedding_key_table():
