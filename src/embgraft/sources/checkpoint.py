@@ -4,9 +4,10 @@ A checkpoint is a local directory or a hub id. For a hub id only the config, the
 files, the shard index and the one shard that holds the embedding are downloaded (through
 ``huggingface_hub``; offline, from its local cache). The table is read lazily: the tensor's
 name comes from ``config.json``'s ``model_type`` through :data:`EMBEDDING_KEYS` (or
-``tensor_key``), and only the rows the graft asks for are read -- with safetensors'
-``get_slice`` (``.safetensors``, sharded or not) or from a memory-mapped ``torch.load``
-(``.bin``). The model is never instantiated.
+``tensor_key``), and only the rows the graft asks for are read -- from ``.safetensors``
+(sharded or not; safetensors validates the file and gives dtype, shape and offset, then rows
+are read with positioned reads, so no page stays mapped) or from a memory-mapped
+``torch.load(weights_only=True)`` (``.bin``). The model is never instantiated.
 
 Target tokens are matched through the checkpoint's own tokenizer (``tokenizer.json`` read with
 ``tokenizers``; older checkpoints are converted by ``transformers``). The tokenizer family --
