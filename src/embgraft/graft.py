@@ -182,8 +182,8 @@ def graft(
             + ", ".join(s.name for s in srcs)
             + ": check the vocabulary level (char/word) against the source"
         )
-    found_mat = np.stack([rows[i] for i in found_ids]).astype(np.float64)
-    mean, std = found_mat.mean(axis=0), found_mat.std(axis=0)
+    found_mat = np.stack([rows[i] for i in found_ids])  # float32; statistics accumulate in float64
+    mean, std = found_mat.mean(axis=0, dtype=np.float64), found_mat.std(axis=0, dtype=np.float64)
     rng = np.random.default_rng(config.seed)
     pad_ids = {vocab.pad_id} if getattr(vocab, "pad_id", None) is not None else set()
     for i, tok in enumerate(vocab.tokens):
@@ -196,7 +196,8 @@ def graft(
         prov[i] = (Provenance("special", "", (f"init:{config.init}",)) if tok in specials
                    else Provenance(f"init:{config.init}", "", ()))
         rows[i] = vec
-    weights = np.stack(rows).astype(np.float32)  # type: ignore[arg-type]
+    weights = np.stack(rows).astype(np.float32, copy=False)  # type: ignore[arg-type]
+    del rows, found  # every row is in ``weights`` now; the per-key arrays can go
 
     # -- 4. post-process the whole matrix ------------------------------------------------------------
     pca_info = None
@@ -218,7 +219,7 @@ def graft(
         sources=srcs,
         config=config.to_dict(),
         dim=int(weights.shape[1]),
-        source_stats={"mean_norm": float(np.linalg.norm(found_mat, axis=1).mean()),
+        source_stats={"mean_norm": float(np.linalg.norm(found_mat, axis=1).mean(dtype=np.float64)),
                       "std_mean": float(std.mean())},
         pca=pca_info,
         notes=notes,
