@@ -113,11 +113,15 @@ def variants(token: str, rules: Sequence[str]) -> Iterator[tuple[str, str]]:
     if unknown := check_rules(rules):
         raise ConfigError("; ".join(unknown))
     seen = {token}
+    applied: dict[tuple[str, str], str] = {}  # (rule, form) -> result: most rules leave most forms as they are
     for n in range(1, len(rules) + 1):
         for combo in combinations(rules, n):
             form = token
             for rule in combo:
-                form = RULES[rule](form)
+                key = (rule, form)
+                if key not in applied:
+                    applied[key] = RULES[rule](form)
+                form = applied[key]
             if form not in seen:
                 seen.add(form)
                 yield "+".join(combo), form
