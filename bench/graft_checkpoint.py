@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from _measure import run_child
 
 REPO = Path(__file__).resolve().parents[1]
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -44,25 +44,6 @@ PRESETS = {
     "default": (151_936, 1536, 8960, 16, 12, 2, 500),
     "small": (151_936, 256, 1024, 4, 4, 2, 40),
 }
-
-# Linux records, at exec, the peak RSS of the memory image being replaced into the process's
-# ru_maxrss; a child forked from this (by then large) process would report our peak as its own.
-# So each child is started by this small fresh interpreter, whose own ~10 MB is the floor.
-_LAUNCHER = r"""
-import json, os, sys, time
-result_path, argv = sys.argv[1], sys.argv[2:]
-started = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execvp(argv[0], argv)
-    finally:
-        os._exit(127)
-_, status, usage = os.wait4(pid, 0)
-wall = time.perf_counter() - started
-with open(result_path, "w") as f:
-    json.dump({"wall": wall, "maxrss_kb": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}, f)
-"""
 
 # Each extraction child: time the extraction itself, then print a digest of every 97th row.
 _DIGEST = r"""
@@ -238,18 +219,6 @@ class Measured:
     @property
     def wall(self) -> float:
         return min(self.walls)
-
-
-def run_child(argv: list[str], *, log: Path) -> tuple[float, float, str, int]:
-    """(wall seconds, peak RSS MB, output, exit status) of one run of ``argv``, via the launcher."""
-    result_path = log.with_suffix(".rusage.json")
-    with open(log, "wb") as out:
-        code = subprocess.call([sys.executable, "-S", "-c", _LAUNCHER, str(result_path), *argv],
-                               stdout=out, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise SystemExit(f"the launcher failed (exit {code}) for {argv[0]}")
-    r = json.loads(result_path.read_text())
-    return r["wall"], r["maxrss_kb"] / 1024.0, log.read_text(encoding="utf-8", errors="replace"), r["code"]
 
 
 def measure(name: str, argv: list[str], *, repeat: int, log_dir: Path, json_out: bool = True) -> Measured:

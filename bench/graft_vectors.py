@@ -18,7 +18,7 @@ checked row by row against the generated vectors, so the benchmark cannot pass b
 The targets are meant for the default 1,000,000 lines: on small files the graft's fixed work
 per wanted row (parsing ~5,000 of them) outweighs a ``wc -l`` of a few MB. Exit status 1 when a
 target fails. All runs read the file from the page cache (it was just written): the comparison
-is CPU and memory, not disk. Peak RSS has a floor of ~8 MB, the launcher's (see ``_LAUNCHER``).
+is CPU and memory, not disk. Peak RSS has a floor of ~8 MB, the launcher's (see ``_measure.py``).
 Stock gensim cannot read a file with ASCII-space tokens; the note printed says how it was timed
 (see ``_GENSIM_CHILD``). Run from the repository root::
 
@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _measure import run_child
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"  # where CI and the shared checkout keep it
@@ -223,43 +223,6 @@ class Measured:
 
     def to_dict(self) -> dict:
         return {"argv": self.argv, "wall_s": self.wall, "walls_s": self.walls, "peak_rss_mb": self.peak_rss_mb}
-
-
-# Linux records, at exec, the peak RSS of the memory image being replaced into the process's
-# ru_maxrss. A child forked (or vforked) straight from this process would therefore report *our*
-# peak (the generator's ~100s of MB) as its own. So each command is started by this small fresh
-# interpreter, whose own peak (~10 MB) is then the floor of what a child can report.
-_LAUNCHER = r"""
-import json, os, sys, time
-result_path, argv = sys.argv[1], sys.argv[2:]
-started = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execvp(argv[0], argv)
-    finally:
-        os._exit(127)
-_, status, usage = os.wait4(pid, 0)
-wall = time.perf_counter() - started
-with open(result_path, "w") as f:
-    json.dump({"wall": wall, "maxrss_kb": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}, f)
-"""
-
-
-def run_child(argv: list[str], *, log: Path) -> tuple[float, float, str, int]:
-    """(wall seconds, peak RSS MB, output, exit status) of one run of ``argv``.
-
-    The launcher times from its fork to ``wait4`` (its own start-up is not counted) and takes
-    ``ru_maxrss`` of exactly that child. Output goes to a file, never a pipe nobody reads.
-    """
-    result_path = log.with_suffix(".rusage.json")
-    with open(log, "wb") as out:
-        code = subprocess.call([sys.executable, "-S", "-c", _LAUNCHER, str(result_path), *argv],
-                               stdout=out, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise SystemExit(f"the launcher failed (exit {code}) for {argv[0]}")
-    r = json.loads(result_path.read_text())
-    return r["wall"], r["maxrss_kb"] / 1024.0, log.read_text(encoding="utf-8", errors="replace"), r["code"]
 
 
 def measure(name: str, argv: list[str], *, repeat: int, log_dir: Path) -> Measured:
