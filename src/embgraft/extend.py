@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -66,8 +67,8 @@ class ExtendReport:
         """What the CLI prints: one line per added token, then the totals."""
         rows = [("token", "id", "method", "pieces")]
         rows += [(a.token, str(a.id), a.method, " ".join(a.pieces) or "-") for a in self.added]
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        lines = ["  ".join([r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].ljust(widths[2]), r[3]])
+        widths = [max(display_width(r[i]) for r in rows) for i in range(3)]
+        lines = ["  ".join([pad(r[0], widths[0]), pad(r[1], widths[1], right=True), pad(r[2], widths[2]), r[3]])
                  for r in rows]
         lines.insert(1, "-" * max(len(line) for line in lines))
         by = self.to_dict()["methods"]
@@ -80,6 +81,16 @@ class ExtendReport:
             sample = "; ".join(f"{t} ({why})" for t, why in self.skipped[:10])
             lines.append(f"skipped {len(self.skipped)}: {sample}" + (" ..." if len(self.skipped) > 10 else ""))
         return "\n".join(lines)
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: a CJK character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int, *, right: bool = False) -> str:
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
 
 
 def read_token_file(path: str | os.PathLike) -> list[str]:
