@@ -121,9 +121,9 @@ def graft(
     if config.dim is not None and config.dim > src_dim:
         raise ConfigError(f"dim={config.dim} is wider than the sources' {src_dim}: PCA can only narrow")
 
-    notes = [f"normalisation rule {r!r} skipped: {how}"
-             for r, how in unavailable_rules(config.normalise).items()]
-    rules = tuple(r for r in config.normalise if r not in unavailable_rules(config.normalise))
+    missing = unavailable_rules(config.normalise)
+    notes = [f"normalisation rule {r!r} skipped: {how}" for r, how in missing.items()]
+    rules = tuple(r for r in config.normalise if r not in missing)
     specials = set(vocab.specials)
 
     # -- 1. plan: every key any stage could need, so each file is read once ----------------------

@@ -79,10 +79,14 @@ class BinaryVectors(CharacterPieces):
                 key = wanted.get(token_b)
                 if key is not None and key not in found:
                     vec = np.frombuffer(buf, dtype="<f4", count=self.dim, offset=sp + 1)
-                    if not np.isfinite(vec).all():
+                    if np.isfinite(vec).all():
+                        found[key] = vec.astype(np.float32)
+                    elif self.on_bad_line == "error":
                         raise MalformedFileError(self.name, None,
                                                  f"record {n_rows} ({key!r}): non-finite value")
-                    found[key] = vec.astype(np.float32)
+                    else:  # skipped at the user's request, and counted
+                        self.scan.n_skipped += 1
+                        self.scan.skipped_samples.append(f"{self.name}: record {n_rows} ({key!r}): non-finite value")
                 pos = sp + 1 + n_vec_bytes
             self.scan.n_bytes = done
         finally:
