@@ -86,8 +86,15 @@ def warmup_steps(warmup: float, total_steps: int) -> int:
     return int(round(warmup * total_steps)) if 0 < warmup < 1 else int(warmup)
 
 
-def param_groups(model, *, lr: float, embedding_lr: float, weight_decay: float) -> dict[str, list[dict]]:
-    """``{"dense": [...], "sparse": [...]}`` groups; each group records its ``base_lr``."""
+def param_groups(model, *, lr: float, embedding_lr: float | None, weight_decay: float,
+                 layer_lr_decay: float = 1.0) -> dict[str, list[dict]]:
+    """``{"dense": [...], "sparse": [...]}`` groups; each group records its ``base_lr``.
+    ``embedding_lr`` None means ``lr``. A model with layers of its own (``hf``) makes its groups
+    itself, with layer-wise decay."""
+    if hasattr(model, "param_groups"):
+        return model.param_groups(lr=lr, embedding_lr=embedding_lr, weight_decay=weight_decay,
+                                  layer_lr_decay=layer_lr_decay)
+    embedding_lr = lr if embedding_lr is None else embedding_lr
     emb = getattr(model, "embedding", None)
     emb_params = [emb.trainable] if emb is not None and hasattr(emb, "trainable") else []
     emb_ids = {id(p) for p in emb_params}
@@ -108,8 +115,8 @@ def param_groups(model, *, lr: float, embedding_lr: float, weight_decay: float) 
     return groups
 
 
-def build_optimizers(model, *, name: str, lr: float, embedding_lr: float, weight_decay: float,
-                     momentum: float = 0.9, fused: bool | None = None) -> list:
+def build_optimizers(model, *, name: str, lr: float, embedding_lr: float | None, weight_decay: float,
+                     layer_lr_decay: float = 1.0, momentum: float = 0.9, fused: bool | None = None) -> list:
     """The optimisers for ``model``: one for dense gradients, and SparseAdam for a sparse embedding.
 
     ``fused=True`` AdamW is many times faster per step on CPU than the default for-each
@@ -119,7 +126,8 @@ def build_optimizers(model, *, name: str, lr: float, embedding_lr: float, weight
 
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
-    groups = param_groups(model, lr=lr, embedding_lr=embedding_lr, weight_decay=weight_decay)
+    groups = param_groups(model, lr=lr, embedding_lr=embedding_lr, weight_decay=weight_decay,
+                          layer_lr_decay=layer_lr_decay)
     optimizers = []
     if groups["dense"]:
         if name == "adamw":

@@ -131,38 +131,55 @@ def use_sparse(config: TrainConfig) -> bool:
     return model_spec(config.model).bag and config.optimizer == "adamw" and not distributed
 
 
-def prepare(config: TrainConfig, *, log=print) -> Prepared:
-    import torch
+@dataclass
+class Labelled:
+    labels: LabelSet
+    splits: list  # [(Examples, (n,) int64 label ids)] for train, dev, test (test may be (None, None))
+    skipped: dict[str, int]
 
-    from embgraft.models import build_model, model_spec
-    from embgraft.models.embedding import TokenEmbedding
 
-    spec = model_spec(config.model)
-    if spec.hf:
-        from embgraft.models.hf import prepare_hf
-
-        return prepare_hf(config, log=log)
+def read_labelled(config: TrainConfig, *, log=print) -> Labelled:
+    """The three splits with their label ids; bad rows raise file:line (or are counted)."""
     train_ex, dev_ex, test_ex = read_splits(config)
     labels = LabelSet.load(config.classes) if config.classes else LabelSet.discover(train_ex)
-    y_train, train_ex = labels.encode(train_ex, on_bad_row=config.on_bad_row)
-    y_dev, dev_ex = labels.encode(dev_ex, on_bad_row=config.on_bad_row)
-    y_test, test_ex = labels.encode(test_ex, on_bad_row=config.on_bad_row) if test_ex is not None else (None, None)
-    skipped = {ex.path: ex.n_skipped for ex in (train_ex, dev_ex, test_ex) if ex is not None and ex.n_skipped}
-    for ex in (train_ex, dev_ex, test_ex):
+    splits = [labels.encode(ex, on_bad_row=config.on_bad_row)[::-1] if ex is not None else (None, None)
+              for ex in (train_ex, dev_ex, test_ex)]
+    skipped = {}
+    for ex, _ in splits:
         if ex is not None and ex.n_skipped:
+            skipped[ex.path] = ex.n_skipped
             log(f"{ex.path}: skipped {ex.n_skipped} bad rows, e.g. " + "; ".join(ex.skipped[:3]))
+    return Labelled(labels, splits, skipped)
+
+
+def token_embedding(config: TrainConfig, result):
+    """The ``TokenEmbedding`` of ``result``'s rows, split by the fine-tuning mode."""
+    import torch
+
+    from embgraft.models.embedding import TokenEmbedding
+
+    frozen = frozen_rows(config, result)
+    return TokenEmbedding(torch.from_numpy(np.ascontiguousarray(result.weights, dtype=np.float32)),
+                          frozen=None if frozen is None else torch.from_numpy(frozen),
+                          padding_idx=result.vocab.pad_id, sparse=use_sparse(config))
+
+
+def prepare(config: TrainConfig, *, log=print) -> Prepared:
+    from embgraft.models import build_model, model_spec
+
+    data = read_labelled(config, log=log)
+    (train_ex, y_train), (dev_ex, y_dev), (test_ex, y_test) = data.splits
+    labels, skipped = data.labels, data.skipped
+    if model_spec(config.model).hf:
+        from embgraft.models.hf import prepare_hf
+
+        return prepare_hf(config, data, log=log)
 
     result, report = embedding_rows(config, train_ex.texts)
     recipe = result.tokenisation()
     recipe = recipe.with_max_len(config.max_len or recipe.max_len or DEFAULT_MAX_LEN)
-    frozen = frozen_rows(config, result)
-    embedding = TokenEmbedding(torch.from_numpy(np.ascontiguousarray(result.weights, dtype=np.float32)),
-                               frozen=None if frozen is None else torch.from_numpy(frozen),
-                               padding_idx=result.vocab.pad_id, sparse=use_sparse(config))
-    try:
-        model = build_model(config.model, embedding=embedding, n_classes=len(labels), options=config.model_options())
-    except ConfigError:
-        raise
+    embedding = token_embedding(config, result)
+    model = build_model(config.model, embedding=embedding, n_classes=len(labels), options=config.model_options())
     min_len = getattr(model, "min_len", 1)
     encoder = TextEncoder(result.vocab, recipe, ngrams=config.ngrams)
     sets = [None if ex is None else encode(ex.texts, y, encoder, min_len=min_len)

@@ -96,15 +96,19 @@ def start(out: Path, *, config, prep, force: bool) -> None:
     cfg = config.to_dict()
     cfg.update(graft_dir=None if config.graft is None else str(Path(config.graft).resolve()),
                embgraft_version=__version__, torch_version=torch.__version__,
-               n_classes=prep.n_classes, n_tokens=len(prep.vocab), dim=int(prep.init_weights.shape[1]))
+               n_classes=prep.n_classes, n_tokens=None if prep.vocab is None else len(prep.vocab),
+               dim=None if prep.init_weights is None else int(prep.init_weights.shape[1]))
     _write_json(out / CONFIG_FILE, cfg)
-    prep.recipe.save(out)
-    prep.vocab.save(out / VOCAB_FILE)
     prep.labels.save(out / LABELS_FILE)
-    write_provenance(out / PROVENANCE_FILE, prep.vocab.tokens, prep.provenance)
+    if prep.vocab is not None:  # an hf model on its own tokenizer has none of these
+        prep.recipe.save(out)
+        prep.vocab.save(out / VOCAB_FILE)
+        write_provenance(out / PROVENANCE_FILE, prep.vocab.tokens, prep.provenance)
+        _save_tensors(out / INIT_FILE, {"embedding": torch.from_numpy(prep.init_weights)})
     if prep.graft_report is not None:
         _write_json(out / GRAFT_REPORT_FILE, prep.graft_report)
-    _save_tensors(out / INIT_FILE, {"embedding": torch.from_numpy(prep.init_weights)})
+    if hasattr(prep.model, "save_hf"):
+        prep.model.save_hf(out, getattr(prep.model, "_tokenizer", None))
 
 
 def write_history(out: Path, history: list[dict]) -> None:

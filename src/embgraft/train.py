@@ -168,8 +168,8 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
                           find_unused_parameters=config.embedding_mode == "gradual")
     if config.compile:
         train_model = torch.compile(train_model)
-    optimizers = build_optimizers(model, name=config.optimizer, lr=config.lr,
-                                  embedding_lr=config.embedding_lr or config.lr, weight_decay=config.weight_decay)
+    optimizers = build_optimizers(model, name=config.optimizer, lr=config.lr, embedding_lr=config.embedding_lr,
+                                  weight_decay=config.weight_decay, layer_lr_decay=config.layer_lr_decay)
     steps_per_epoch = math.ceil(math.ceil(len(prep.train) / config.batch_size) / d.world)
     total = steps_per_epoch * config.epochs
     schedule = Schedule(config.schedule, total_steps=total, warmup_steps=warmup_steps(config.warmup, total),
@@ -189,7 +189,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
     dev_labels = prep.dev.labels
     for epoch in range(state["epoch"], config.epochs):
         if config.embedding_mode == "gradual":
-            model.embedding.set_trainable(epoch >= config.gradual_epochs)
+            _set_embedding_trainable(model, epoch >= config.gradual_epochs)
         # -- this rank's batches: the same shuffled order everywhere, every world-th batch
         order = batch_order(prep.train.lengths, batch_size=config.batch_size, shuffle=True, seed=config.seed,
                             epoch=epoch)
@@ -284,6 +284,13 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
         log("  ".join(f"{name} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
                       for name, m in metrics.items() if name in ("dev", "test")) + f"  -> {out}")
     return TrainOutcome(out if d.main else None, metrics, state["history"])
+
+
+def _set_embedding_trainable(model, flag: bool) -> None:
+    if hasattr(model, "set_embedding_trainable"):
+        model.set_embedding_trainable(flag)
+    else:
+        model.embedding.set_trainable(flag)
 
 
 def _lr(optimizers: list, which: str) -> float:

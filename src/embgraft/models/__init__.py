@@ -63,7 +63,8 @@ def export_state(model) -> dict:
     token-id order under ``embedding.weight`` (however it was split for training), the rest as
     in ``state_dict``. Tensors are made contiguous and moved to the CPU for safetensors."""
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("embedding.")}
-    state[EMBEDDING_WEIGHT] = model.embedding.full_weight()
+    if getattr(model, "embedding", None) is not None:
+        state[EMBEDDING_WEIGHT] = model.embedding.full_weight()
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
