@@ -17,7 +17,8 @@ needs_gensim = pytest.mark.skipif(importlib.util.find_spec("gensim") is None,
                                   reason="gensim (embgraft[demo]) not installed")
 
 # A tiny run: few lines, one epoch; the tests check behaviour, never vector quality.
-TINY = dict(max_lines=300, max_reviews=40, epochs=1, min_count=1, progress=False)
+TINY = dict(max_lines=300, max_reviews=40, epochs=1, min_count=1, progress=False, train_fraction=1.0,
+            train_epochs=1)
 
 
 def test_peoples_daily_words_tags_dropped(tmp_path):
@@ -100,6 +101,11 @@ def test_tiny_demo_end_to_end(tmp_path):
                                       _read_vector(res.vectors[level], result.vocab.tokens[i]))
     text = "\n".join(said)
     assert text.count("method") >= 2 and "training char vectors" in text
+    # the classifier trained on grafted and on random rows, both scored on the same 8 test reviews
+    assert set(res.runs) == {"grafted", "random"}
+    for name, outcome in res.runs.items():
+        assert outcome.metrics["test"]["n"] == 8 and (out / f"run-{name}" / "model.safetensors").is_file()
+        assert f"{name:8s} test accuracy {outcome.metrics['test']['accuracy']:.4f}" in text
     assert (out / DEMO_MARKER).is_file()
 
 

@@ -19,6 +19,8 @@ _EXPORTS = {
     "GraftReport": "embgraft.result",
     "Vocab": "embgraft.vocab",
     "open_source": "embgraft.sources",
+    "Classifier": "embgraft.classifier",
+    "TrainConfig": "embgraft.config",
     "EmbgraftError": "embgraft.errors",
     "MalformedFileError": "embgraft.errors",
     "ConfigError": "embgraft.errors",
@@ -27,6 +29,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from embgraft.classifier import Classifier
+    from embgraft.config import TrainConfig
     from embgraft.errors import ConfigError, EmbgraftError, MalformedFileError
     from embgraft.graft import GraftConfig, graft
     from embgraft.result import GraftReport, GraftResult
