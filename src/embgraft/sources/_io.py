@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import lzma
 import os
-import sys
+import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
+
+from embgraft.errors import MalformedFileError
 
 # suffix -> class that decompresses a binary file object; a table so a new codec is one line
 COMPRESSED_OPENERS = {
@@ -39,28 +42,36 @@ def open_stream(path: str | os.PathLike) -> tuple[IO[bytes], IO[bytes]]:
     return (raw if opener is None else opener(raw)), raw
 
 
+# what the decompressors raise on a cut or damaged stream (gzip: EOFError, BadGzipFile, zlib.error)
+DECOMPRESSION_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, OSError)
+
+
+@contextlib.contextmanager
+def decompression_errors(name: str, line_no: int | None = None) -> Iterator[None]:
+    """Turns a truncated or corrupt compressed stream into a :class:`MalformedFileError`
+    naming the file (and the line reading had reached, when known)."""
+    try:
+        yield
+    except DECOMPRESSION_ERRORS as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile) and exc.errno is not None:
+            raise  # a real I/O error (permissions, disk), not the data
+        raise MalformedFileError(name, line_no, f"compressed data is truncated or corrupt ({exc})") from None
+
+
 def read_head(path: str | os.PathLike, n_bytes: int = 1 << 16) -> bytes:
     """The first ``n_bytes`` of the decompressed content, for sniffing formats."""
     stream, raw = open_stream(path)
     try:
-        return stream.read(n_bytes)
+        with decompression_errors(str(path), 1):
+            return stream.read(n_bytes)
     finally:
         stream.close()
         raw.close()
 
 
 def progress_bar(*, total: int, desc: str, enabled: bool):
-    """A tqdm bar in bytes on stderr, or a no-op object when disabled or not a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        return _NoBar()
+    """A tqdm bar in bytes on stderr; ``disable=None`` turns it off when stderr is not a terminal."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                disable=None if enabled else True)
