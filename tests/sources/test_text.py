@@ -228,3 +228,26 @@ def test_a_truncated_gz_is_an_error_naming_the_file(tmp_path, cut):
         TextVectors(p, progress=False).lookup(["t1"])
     assert str(err.value).startswith(f"{p}")
     assert "compressed data is truncated or corrupt" in str(err.value)
+
+
+@pytest.mark.parametrize("option, flag", [("tensor_key", "--tensor-key"), ("vocab", "--source-vocab")])
+def test_an_option_the_reader_does_not_take_is_one_config_error(tmp_path, option, flag):
+    from embgraft.errors import ConfigError
+
+    p = write_w2v(tmp_path / "v.txt")
+    with pytest.raises(ConfigError) as err:
+        open_source(p, progress=False, **{option: "x"})
+    assert str(err.value) == (f"{flag} ({option}=) does not apply to a text source ({p}); it takes "
+                              "--dtype, --max-piece-chars, --on-bad-line, --progress")
+
+
+def test_every_reader_declares_what_its_constructor_takes():
+    import importlib
+    import inspect
+
+    from embgraft.sources import SOURCE_KINDS
+
+    for module, cls_name, fixed in SOURCE_KINDS.values():
+        cls = getattr(importlib.import_module(module), cls_name)
+        params = set(inspect.signature(cls.__init__).parameters) - {"self", "path", "spec"} - set(fixed)
+        assert cls.OPTIONS == params - {"fmt"}, cls_name

@@ -19,12 +19,11 @@ import numpy as np
 
 from embgraft.errors import MalformedFileError
 from embgraft.sources._io import compression_of, decompression_errors, open_stream, progress_bar, read_head
-from embgraft.sources.base import CharacterPieces, ScanStats
+from embgraft.sources.base import STATIC_OPTIONS, CharacterPieces, ScanStats, check_reader_options
 
 _SEGMENT = 1 << 24  # 16 MiB: how much of a mapped file is scanned before its pages are released
 _BLOCK = 1 << 24  # 16 MiB: read size for compressed streams
 _N_SNIFF_LINES = 20
-_MAX_SKIPPED_SAMPLES = 10
 BOM = b"\xef\xbb\xbf"
 # First fields of blank (whitespace-only) lines: offered to ``take`` through the same set test
 # as the wanted tokens, so skipping them costs the hot loop nothing. ``take`` checks the whole
@@ -106,6 +105,8 @@ class TextVectors(CharacterPieces):
     a 15 GB file take seconds.
     """
 
+    OPTIONS = STATIC_OPTIONS
+
     def __init__(
         self,
         path: str | os.PathLike,
@@ -114,11 +115,14 @@ class TextVectors(CharacterPieces):
         on_bad_line: str = "error",
         progress: bool = True,
         max_piece_chars: int = 4,
+        dtype: str = "float32",
     ) -> None:
+        check_reader_options(on_bad_line, dtype)
         self.path = Path(path)
         self.name = str(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"no such vector file: {self.path}")
+            what = "a directory, not a vector file" if self.path.is_dir() else "no such vector file"
+            raise FileNotFoundError(f"{self.path}: {what}")
         head = read_head(self.path)
         has_header, self.dim, self.header_count = sniff_text_header(head, self.name)
         # rows start after the header (blank lines before it are skipped, so it may not be line 1)
@@ -129,9 +133,8 @@ class TextVectors(CharacterPieces):
             raise MalformedFileError(self.name, 1, "looks like a word2vec header, not a GloVe line")
         self.has_header = has_header
         self.kind = "word2vec-text" if has_header else "glove-text"
-        if on_bad_line not in ("error", "skip"):
-            raise ValueError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
         self.on_bad_line = on_bad_line
+        self.dtype = np.dtype(dtype)
         self.progress = progress
         self.max_piece_chars = max_piece_chars
         self.scan = ScanStats()
@@ -281,7 +284,7 @@ class TextVectors(CharacterPieces):
             n_values = len(line.split()) - 1
             return self._bad(line_no, f"expected a token and {self.dim} values, found {n_values} values")
         try:
-            vec = np.array(list(map(float, parts[1:])), dtype=np.float32)
+            vec = np.array(list(map(float, parts[1:])), dtype=self.dtype)
         except ValueError:
             bad = next(p for p in parts[1:] if not _is_number(p))
             return self._bad(line_no, f"not a number: {bad[:40].decode('utf-8', 'replace')!r}")
@@ -290,12 +293,7 @@ class TextVectors(CharacterPieces):
         return parts[0], vec
 
     def _bad(self, line_no: int, problem: str) -> None:
-        if self.on_bad_line == "error":
-            raise MalformedFileError(self.name, line_no, problem)
-        self.scan.n_skipped += 1
-        if len(self.scan.skipped_samples) < _MAX_SKIPPED_SAMPLES:
-            self.scan.skipped_samples.append(f"{self.name}:{line_no}: {problem}")
-        return None
+        return self.scan.bad_row(self.on_bad_line, self.name, line_no, problem)
 
 
 def _offer(line: bytes, line_no: int, firsts: set[bytes], take, first_line: int) -> None:
