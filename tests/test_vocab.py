@@ -273,3 +273,9 @@ def test_thucnews_char_vocab():
     assert dict(zip(v.tokens[2:], v.counts[2:])) == dict(counter)
     # Measured once and checked by the independent count above: digits lead these headlines.
     assert (top, len(v), v.n_corpus_tokens) == ("0", 3366, 168265)
+
+
+def test_plain_list_trailing_blank_lines_are_skipped(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_text("\ufeff<pad>\n<unk>\n的\n\n \r\n", encoding="utf-8")
+    assert Vocab.load(path).tokens == ["<pad>", "<unk>", "的"]

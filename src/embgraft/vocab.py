@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence, Union
 
+from embgraft._fs import atomic_file
 from embgraft.errors import ConfigError, MalformedFileError
 from embgraft.corpus import strip_eol as _strip_eol
 
@@ -319,14 +320,11 @@ class Vocab:
         else:
             header.append("specials=" + ",".join(map(str, ids)))  # ids in role order
         header += [f"n_corpus_tokens={self.n_corpus_tokens}", f"n_oov_tokens={self.n_oov_tokens}"]
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        # newline="\n": the same bytes on every platform; a half-written file never replaces a good one.
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        # atomic_file: "\n" line ends on every platform; a half-written file never replaces a good one.
+        with atomic_file(path, force=True) as f:
             f.write(" ".join(header) + "\n")
             for token, count in zip(self.tokens, self.counts):
                 f.write(f"{escape_token(token)}\t{count}\n")
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: PathLike) -> "Vocab":
@@ -412,11 +410,16 @@ class Vocab:
         tokens: list[str] = []
         seen: dict[str, int] = {}
         lines = [first] if first else []
+        n_blank = 0  # blank lines are tolerated at the end, where they shift no id
         for line_no, line in enumerate(itertools.chain(lines, rest), start=1):
             token = _strip_eol(line)
-            if not token:
+            if not token.strip(" \t\r\n\v\f"):
+                n_blank += 1
+                continue
+            if n_blank:
                 raise MalformedFileError(
-                    path, line_no, "empty line in a one-token-per-line vocab file"
+                    path, line_no - n_blank, "empty line in a one-token-per-line vocab file "
+                    "(line i names id i-1)"
                 )
             if token in seen:
                 raise MalformedFileError(

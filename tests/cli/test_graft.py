@@ -57,3 +57,13 @@ def test_graft_command_does_not_import_torch(files, tmp_path):
         "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_an_existing_export_path_stops_the_graft_before_anything_is_written(files, tmp_path, capsys):
+    src, corpus = files
+    out, export = tmp_path / "out", tmp_path / "g.vec"
+    export.write_text("mine", encoding="utf-8")
+    assert main(["graft", "--source", str(src), "--corpus", str(corpus), "--out", str(out),
+                 "--no-progress", "--export-word2vec", str(export)]) == 2
+    assert capsys.readouterr().err == f"embgraft graft: error: {export} exists; pass --force (force=True) to overwrite it\n"
+    assert not out.exists() and export.read_text(encoding="utf-8") == "mine"
