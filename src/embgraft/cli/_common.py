@@ -75,12 +75,13 @@ def graft_config_from_args(args: argparse.Namespace):
 
 
 def open_sources(args: argparse.Namespace, config) -> list:
+    from embgraft.graft import DTYPES
     from embgraft.sources import open_source
 
     extra = {k: getattr(args, k, None) for k in ("tensor_key", "revision", "trust_remote_code")}
     return [
         open_source(spec, kind=args.source_kind, on_bad_line=args.on_bad_line,
                     progress=not args.no_progress, max_piece_chars=config.max_piece_chars,
-                    vocab=args.source_vocab, **extra)
+                    vocab=args.source_vocab, dtype=DTYPES[config.dtype], **extra)
         for spec in args.source
     ]
