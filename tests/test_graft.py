@@ -229,3 +229,8 @@ def test_bfloat16_rounds_as_torch_does(tmp_path):
     assert not np.array_equal(full.weights, bf.weights)  # it was rounded
     assert torch.equal(bf.to_embedding().weight, torch.from_numpy(full.weights).to(torch.bfloat16))
     assert torch.equal(torch.from_numpy(bf.weights), torch.from_numpy(full.weights).to(torch.bfloat16).float())
+
+
+def test_a_vocabulary_of_specials_only_says_so(src_path):
+    with pytest.raises(ConfigError, match=r"^the vocabulary holds only its specials \(<pad>, <unk>\): nothing"):
+        graft(vocab_of([]), src_path, progress=False)

@@ -140,6 +140,9 @@ def graft(
         plan[tok] = forms
         keys.add(tok)
         keys.update(form for _, form in forms)
+    if not plan:
+        raise ConfigError(f"the vocabulary holds only its specials ({', '.join(vocab.specials)}): "
+                          "nothing to graft (an empty corpus, or --min-freq too high?)")
     # A word is composed from its own pieces first, then from those of its normalised forms
     # ("2008" from the full-width digits a source may hold instead).
     compose_forms: dict[str, list[str]] = {}

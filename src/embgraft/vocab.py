@@ -256,7 +256,7 @@ class Vocab:
         progress: bool = False,
     ) -> "Vocab":
         """Tokenize every text of one or more corpus files at ``level`` and build from the counts."""
-        from embgraft.corpus import iter_texts
+        from embgraft.corpus import empty_corpus_error, iter_texts
         from embgraft.tokenize import get_tokenizer
 
         tokenize = get_tokenizer(level, user_dict=user_dict)
@@ -268,9 +268,11 @@ class Vocab:
             if progress:
                 from tqdm import tqdm
 
-                texts = tqdm(texts, desc=str(path), unit=" texts")
+                texts = tqdm(texts, desc=str(path), unit=" texts", disable=None)
             for text in texts:
                 counter.update(tokenize(text))
+        if not counter:
+            raise empty_corpus_error(path_list, fmt=fmt, level=level)
         return cls.build(
             counter,
             min_freq=min_freq,
