@@ -17,6 +17,7 @@ import numpy as np
 
 from embgraft._fs import atomic_dir, atomic_file
 from embgraft.errors import MalformedFileError
+from embgraft.table import format_table
 from embgraft.vocab import escape_token, unescape_token
 
 EMBEDDING_FILE = "embedding.safetensors"
@@ -139,11 +140,7 @@ class GraftReport:
                          f"{100 * self.n_oov_tokens / max(self.n_corpus_tokens, 1):.2f}"))
         found = sum(self.stages[s]["share_tokens"] for s in FOUND_STAGES)
         rows.append(("total", f"{self.n_types:,}", "", f"{self.n_corpus_tokens:,}", ""))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                 for r in rows]
-        lines.insert(1, "-" * len(lines[0]))
-        lines.insert(len(lines) - 1, "-" * len(lines[0]))
+        lines = format_table(rows, "lrrrr", rules_after=(0, -2))
         lines.append(f"found in the source (exact + normalised): {100 * found:.2f}% of corpus tokens")
         if self.init_sample:
             sample = " ".join(f"{t}({c})" for t, c in self.init_sample)

@@ -67,3 +67,14 @@ def test_an_existing_export_path_stops_the_graft_before_anything_is_written(file
                  "--no-progress", "--export-word2vec", str(export)]) == 2
     assert capsys.readouterr().err == f"embgraft graft: error: {export} exists; pass --force (force=True) to overwrite it\n"
     assert not out.exists() and export.read_text(encoding="utf-8") == "mine"
+
+
+def test_cli_choices_are_the_librarys_tables():
+    from embgraft.cli import build_parser
+    from embgraft.graft import DTYPES, INIT_METHODS, POOLINGS
+
+    graft_parser = build_parser()._subparsers._group_actions[0].choices["graft"]
+    choices = {a.dest: a.choices for a in graft_parser._actions if a.choices}
+    assert choices["compose"] == [*POOLINGS, "off"]
+    assert choices["init"] == list(INIT_METHODS)
+    assert choices["dtype"] == list(DTYPES)
