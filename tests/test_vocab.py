@@ -295,7 +295,7 @@ def test_an_empty_corpus_says_so(tmp_path, name, content, line_no):
     path.write_text(content, encoding="utf-8")
     with pytest.raises(EmbgraftError) as err:
         Vocab.from_corpus(path, level="char")
-    where = f"{path}:{line_no}" if line_no else f"the corpus is empty: {path} holds no text"
+    where = f"{path}:{line_no}" if line_no else f"{path}: the corpus is empty: the file holds no text"
     assert str(err.value).startswith(where)
     if line_no:
         assert str(err.value) == (f"{path}:{line_no}: the corpus is empty: no row gives a char token, "

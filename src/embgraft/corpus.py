@@ -152,8 +152,20 @@ def empty_corpus_error(paths: list[PathLike], *, fmt: str | None, level: str) ->
                     return MalformedFileError(
                         path, line_no, f"the corpus is empty: no row gives a {level} token, "
                         "this one being the first (is the text column right?)")
-    names = ", ".join(map(str, paths))
-    return EmbgraftError(f"the corpus is empty: {names} hold{'s' if len(paths) == 1 else ''} no text")
+    if len(paths) == 1:
+        return MalformedFileError(paths[0], None, "the corpus is empty: the file holds no text")
+    return EmbgraftError(f"the corpus is empty: {', '.join(map(str, paths))} hold no text")
+
+
+def first_undecodable_line(path: PathLike) -> int | None:
+    """The 1-based number of the first line that is not UTF-8 (for error messages only)."""
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return line_no
+    return None
 
 
 def strip_eol(line: str) -> str:

@@ -26,6 +26,7 @@ from typing import Iterable, Iterator, Mapping, Sequence, Union
 
 from embgraft._fs import atomic_file
 from embgraft.errors import ConfigError, MalformedFileError
+from embgraft.corpus import first_undecodable_line
 from embgraft.corpus import strip_eol as _strip_eol
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -337,11 +338,14 @@ class Vocab:
         contain both.
         """
         # newline="\n": split only on "\n", so tokens like U+2028 stay whole; "\r\n" is trimmed below.
-        with open(path, encoding="utf-8-sig", newline="\n") as f:
-            first = f.readline()
-            if first.startswith(HEADER_MAGIC):
-                return cls._load_v1(path, first, f)
-            return cls._load_plain(path, first, f)
+        try:
+            with open(path, encoding="utf-8-sig", newline="\n") as f:
+                first = f.readline()
+                if first.startswith(HEADER_MAGIC):
+                    return cls._load_v1(path, first, f)
+                return cls._load_plain(path, first, f)
+        except UnicodeDecodeError as e:
+            raise MalformedFileError(path, first_undecodable_line(path), f"not valid UTF-8 ({e.reason})") from None
 
     @classmethod
     def _load_v1(cls, path: PathLike, header_line: str, lines: Iterable[str]) -> "Vocab":

@@ -47,22 +47,22 @@ DECOMPRESSION_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, 
 
 
 @contextlib.contextmanager
-def decompression_errors(name: str, line_no: int | None = None) -> Iterator[None]:
+def decompression_errors(name: str) -> Iterator[None]:
     """Turns a truncated or corrupt compressed stream into a :class:`MalformedFileError`
-    naming the file (and the line reading had reached, when known)."""
+    naming the file (no line: the stream is read in blocks, not lines)."""
     try:
         yield
     except DECOMPRESSION_ERRORS as exc:
         if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile) and exc.errno is not None:
             raise  # a real I/O error (permissions, disk), not the data
-        raise MalformedFileError(name, line_no, f"compressed data is truncated or corrupt ({exc})") from None
+        raise MalformedFileError(name, None, f"compressed data is truncated or corrupt ({exc})") from None
 
 
 def read_head(path: str | os.PathLike, n_bytes: int = 1 << 16) -> bytes:
     """The first ``n_bytes`` of the decompressed content, for sniffing formats."""
     stream, raw = open_stream(path)
     try:
-        with decompression_errors(str(path), 1):
+        with decompression_errors(str(path)):
             return stream.read(n_bytes)
     finally:
         stream.close()

@@ -39,7 +39,7 @@ class BinaryVectors(CharacterPieces):
         self.name = str(path)
         stream, raw = open_stream(self.path)
         try:
-            with decompression_errors(self.name, 1):
+            with decompression_errors(self.name):
                 header = stream.readline(256)
         finally:
             stream.close()

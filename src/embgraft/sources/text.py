@@ -254,7 +254,7 @@ class TextVectors(CharacterPieces):
         n_lines, carry, done, first = 0, b"", 0, True
         try:
             while True:
-                with decompression_errors(self.name, n_lines + 1):
+                with decompression_errors(self.name):
                     block = stream.read(_BLOCK)
                 if not block:
                     break
