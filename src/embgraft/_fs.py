@@ -11,8 +11,6 @@ fails. On failure the temporary path, and any parent folder made for it, are rem
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import os
 import shutil
@@ -123,9 +121,13 @@ _libc = None
 def _renameat2(src: Path, dst: Path, flags: int) -> bool:
     """Linux ``renameat2``; False where the platform, libc or filesystem does not have it."""
     global _libc
+    import ctypes
+
     if _libc is None:
-        name = ctypes.util.find_library("c")
-        _libc = ctypes.CDLL(name, use_errno=True) if name else False
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's on Linux
+        except OSError:
+            _libc = False
     fn = getattr(_libc, "renameat2", None) if _libc else None
     if fn is None:
         return False
