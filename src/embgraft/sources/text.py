@@ -173,15 +173,14 @@ class TextVectors(CharacterPieces):
             found[token] = vec
 
         n_lines = self._scan(firsts, take, first_line)
+        if self.has_header and self.header_count != n_lines - (first_line - 1) - n_blank:
+            n_blank = self._count_blank_lines(first_line)  # recount rarer blank forms exactly
         n_rows = n_lines - (first_line - 1) - n_blank
         self.scan.n_rows = n_rows
         if n_duplicates:
             self.scan.notes.append(f"{n_duplicates} repeated tokens: first occurrence kept")
         if n_blank:
             self.scan.notes.append(f"{n_blank} blank lines skipped")
-        if self.has_header and self.header_count != n_rows:  # recount rarer blank forms exactly
-            n_rows = n_lines - (first_line - 1) - self._count_blank_lines(first_line)
-            self.scan.n_rows = n_rows
         if self.has_header and self.header_count != n_rows:
             self._bad(first_line - 1, f"header says {self.header_count} rows but the file has {n_rows}")
         self._check_longer(longer, found)
@@ -267,7 +266,7 @@ class TextVectors(CharacterPieces):
                 bar.update(now - done)
                 done = now
             self.scan.n_bytes = done
-            if carry.strip():
+            if carry:  # a last line without a newline (blank or not, as the mapped path counts it)
                 n_lines += 1
                 _offer(carry, n_lines, firsts, take, first_line)
         finally:
