@@ -202,7 +202,9 @@ def graft(
         prov[i] = (Provenance("special", "", (f"init:{config.init}",)) if tok in specials
                    else Provenance(f"init:{config.init}", "", ()))
         rows[i] = vec
-    weights = np.stack(rows).astype(work, copy=False)  # type: ignore[arg-type]
+    weights = np.empty((n, src_dim), work)  # filled row by row: no stacked temporary
+    for i, vec in enumerate(rows):
+        weights[i] = vec
     del rows, found  # every row is in ``weights`` now; the per-key arrays can go
 
     # -- 4. post-process the whole matrix ------------------------------------------------------------
