@@ -21,7 +21,6 @@ import itertools
 import os
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence, Union
 
 from embgraft._fs import atomic_file
