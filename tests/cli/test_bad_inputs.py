@@ -165,3 +165,16 @@ def test_skip_counts_bad_lines_in_the_report(tmp_path, capsys):
     assert f"{tmp_path / 'v.txt'}: 2 malformed lines skipped, e.g. {tmp_path / 'v.txt'}:3: expected" in captured.out
     report = GraftResult.load(out).report
     assert report.sources[0]["n_skipped"] == 2
+
+
+def test_a_bad_input_in_a_real_process_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    args = _materialise(tmp_path, {"v.txt.gz": gzip.compress(w2v())[:-12], "c.tsv": CORPUS.encode()},
+                        ["--source", "{v.txt.gz}", "--corpus", "{c.tsv}"])
+    proc = subprocess.run([sys.executable, "-m", "embgraft", "graft", *args, "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith(f"embgraft graft: error: {tmp_path / 'v.txt.gz'}: compressed data is truncated")
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
