@@ -188,3 +188,49 @@ def test_compose_from_normalised_pieces(tmp_path):
     p = res.provenance[vocab.index("2020")]
     assert (p.method, p.source_tokens) == ("composed:mean", ("２", "０", "２", "０"))
     assert np.array_equal(res.weights[vocab.index("2020")], np.array([0.5, 0.5], np.float32))
+
+
+# -- issue 8, item 10: dtype means one thing end to end ------------------------------------------
+THIRDS = {"中": [0.1, 1 / 3, -2 / 3, 1e-5], "国": [0.2, 0.7, 0.9, -0.1]}
+
+
+def test_float64_is_kept_from_the_file_to_the_result(tmp_path):
+    src = write_source(tmp_path / "s.txt", THIRDS)
+    res = graft(vocab_of(["中", "国", "猫"]), src, dtype="float64", progress=False, init="normal")
+    assert res.weights.dtype == np.float64
+    i = res.vocab.index("中")
+    assert res.weights[i].tolist() == [0.1, 1 / 3, -2 / 3, 1e-5]  # parsed as float64, not via float32
+    assert res.to_embedding().weight.dtype.is_floating_point and str(res.to_embedding().weight.dtype) == "torch.float64"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_a_result_in_memory_equals_the_same_result_loaded(tmp_path, dtype):
+    from embgraft.result import GraftResult
+
+    src = write_source(tmp_path / "s.txt", THIRDS)
+    res = graft(vocab_of(["中", "国", "猫", "狗"]), src, dtype=dtype, progress=False, scale=1.7)
+    res.save(tmp_path / "out")
+    back = GraftResult.load(tmp_path / "out")
+    assert back.dtype == res.dtype == dtype
+    assert back.weights.dtype == res.weights.dtype
+    assert np.array_equal(back.weights, res.weights)
+    import torch
+
+    assert torch.equal(back.to_embedding().weight, res.to_embedding().weight)
+
+
+def test_bfloat16_rounds_as_torch_does(tmp_path):
+    import torch
+
+    src = write_source(tmp_path / "s.txt", THIRDS)
+    vocab = vocab_of(["中", "国", "猫", "狗"])
+    full = graft(vocab, src, dtype="float32", progress=False, scale=1.7)
+    bf = graft(vocab, src, dtype="bfloat16", progress=False, scale=1.7)
+    assert not np.array_equal(full.weights, bf.weights)  # it was rounded
+    assert torch.equal(bf.to_embedding().weight, torch.from_numpy(full.weights).to(torch.bfloat16))
+    assert torch.equal(torch.from_numpy(bf.weights), torch.from_numpy(full.weights).to(torch.bfloat16).float())
+
+
+def test_a_vocabulary_of_specials_only_says_so(src_path):
+    with pytest.raises(ConfigError, match=r"^the vocabulary holds only its specials \(<pad>, <unk>\): nothing"):
+        graft(vocab_of([]), src_path, progress=False)

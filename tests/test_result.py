@@ -78,3 +78,17 @@ def test_outputs_get_the_usual_modes(result, tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert stat.S_IMODE((out / "embedding.safetensors").stat().st_mode) == 0o644
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_cast_weights_bfloat16_matches_torch_including_ties():
+    import numpy as np
+    import torch
+
+    from embgraft.result import cast_weights
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 3, (64, 33)).astype(np.float32)
+    w[0, :4] = np.array([0x3F808000, 0x3F818000, 0x3F80FFFF, 0x00008000], dtype=np.uint32).view(np.float32)  # ties, a subnormal
+    got = cast_weights(w, "bfloat16")
+    assert torch.equal(torch.from_numpy(got), torch.from_numpy(w).to(torch.bfloat16).float())
+    assert np.array_equal(cast_weights(got, "bfloat16"), got)  # idempotent

@@ -273,3 +273,30 @@ def test_thucnews_char_vocab():
     assert dict(zip(v.tokens[2:], v.counts[2:])) == dict(counter)
     # Measured once and checked by the independent count above: digits lead these headlines.
     assert (top, len(v), v.n_corpus_tokens) == ("0", 3366, 168265)
+
+
+def test_plain_list_trailing_blank_lines_are_skipped(tmp_path):
+    path = tmp_path / "vocab.txt"
+    path.write_text("\ufeff<pad>\n<unk>\n的\n\n \r\n", encoding="utf-8")
+    assert Vocab.load(path).tokens == ["<pad>", "<unk>", "的"]
+
+
+@pytest.mark.parametrize("name, content, line_no", [
+    ("c.txt", "", None),
+    ("c.txt", "\n \n\r\n", None),
+    ("c.tsv", "\tpos\n\tneg\n", 1),
+    ("c.csv", "text,label\n\n,pos\n", 3),
+    ("c.jsonl", '\n{"text": ""}\n', 2),
+])
+def test_an_empty_corpus_says_so(tmp_path, name, content, line_no):
+    from embgraft.errors import EmbgraftError
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(EmbgraftError) as err:
+        Vocab.from_corpus(path, level="char")
+    where = f"{path}:{line_no}" if line_no else f"{path}: the corpus is empty: the file holds no text"
+    assert str(err.value).startswith(where)
+    if line_no:
+        assert str(err.value) == (f"{path}:{line_no}: the corpus is empty: no row gives a char token, "
+                                  "this one being the first (is the text column right?)")

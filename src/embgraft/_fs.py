@@ -1,15 +1,28 @@
-"""Outputs are written beside their destination and renamed into place, never half-written."""
+"""Outputs are written beside their destination and renamed into place, never half-written.
+
+:func:`atomic_output` is the one way embgraft writes a file or a directory: the content goes
+to a temporary path beside the destination, which takes the destination's place in one step
+when the block succeeds. Replacing an existing directory swaps the two atomically on Linux
+(``renameat2(RENAME_EXCHANGE)``), so there is no moment when neither the old output nor the
+new one is in place; elsewhere the old one is moved aside first and moved back if the swap
+fails. On failure the temporary path, and any parent folder made for it, are removed.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 from embgraft.errors import OutputExistsError
+
+_RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
 
 
 def _umask() -> int:
@@ -25,44 +38,123 @@ def check_writable(out: str | os.PathLike, *, force: bool) -> Path:
     return out
 
 
+def check_outputs(outs: list[str | os.PathLike | None], *, force: bool) -> list[Path]:
+    """Every output of one command, checked before any is written: none may exist (without
+    ``force``) and no two may be the same path."""
+    paths = [check_writable(o, force=force) for o in outs if o is not None]
+    resolved = [p.resolve() for p in paths]
+    for i, p in enumerate(resolved):
+        if p in resolved[:i]:
+            raise OutputExistsError(f"{paths[i]} is given as two different outputs")
+    return paths
+
+
 @contextlib.contextmanager
-def atomic_dir(out: str | os.PathLike, *, force: bool) -> Iterator[Path]:
-    """Yields a temporary directory that becomes ``out`` when the block succeeds."""
+def atomic_output(out: str | os.PathLike, *, force: bool, directory: bool) -> Iterator[Path]:
+    """Yields a temporary path beside ``out`` -- an empty directory, or a file path to write --
+    that becomes ``out`` when the block succeeds. ``out`` must not exist unless ``force``."""
     out = check_writable(out, force=force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    made = _make_parents(out.parent)
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
+        os.close(fd)
+        tmp = Path(name)
     try:
         yield tmp
         # mkdtemp/mkstemp make private (0700/0600) paths; the output gets the usual modes
         mask = _umask()
-        tmp.chmod(0o777 & ~mask)
-        for p in tmp.rglob("*"):
-            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
+        tmp.chmod((0o777 if directory else 0o666) & ~mask)
+        if directory:
+            for p in tmp.rglob("*"):
+                p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
+        _put_in_place(tmp, out, force=force)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only if still empty
         raise
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+
+
+def atomic_dir(out: str | os.PathLike, *, force: bool) -> contextlib.AbstractContextManager[Path]:
+    """:func:`atomic_output` for a directory."""
+    return atomic_output(out, force=force, directory=True)
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, *, force: bool, mode: str = "w") -> Iterator:
-    """Opens a temporary file beside ``path``; renamed onto it when the block succeeds."""
-    path = check_writable(path, force=force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
+def atomic_file(path: str | os.PathLike, *, force: bool, mode: str = "w") -> Iterator[IO]:
+    """:func:`atomic_output` for a file, opened (UTF-8 text with ``\\n`` line ends unless binary)."""
+    with atomic_output(path, force=force, directory=False) as tmp:
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
-        with os.fdopen(fd, mode, **kwargs) as f:
+        with open(tmp, mode, **kwargs) as f:
             yield f
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600
-        os.replace(tmp, path)
+
+
+# -- the one step ------------------------------------------------------------------------------------
+def _put_in_place(tmp: Path, out: Path, *, force: bool) -> None:
+    if not force:  # one step that fails if something took ``out`` meanwhile
+        if not _renameat2(tmp, out, _RENAME_NOREPLACE):
+            check_writable(out, force=False)
+            os.rename(tmp, out)
+        return
+    if not os.path.lexists(out) or (not out.is_dir() and not tmp.is_dir()):
+        os.replace(tmp, out)  # atomic for a file over a file, or onto nothing
+        return
+    if _renameat2(tmp, out, _RENAME_EXCHANGE):
+        _remove(tmp)  # the old output, swapped out
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        os.replace(old, out)
         raise
+    _remove(old)
+
+
+_libc = None
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """Linux ``renameat2``; False where the platform, libc or filesystem does not have it."""
+    global _libc
+    import ctypes
+
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's on Linux
+        except OSError:
+            _libc = False
+    fn = getattr(_libc, "renameat2", None) if _libc else None
+    if fn is None:
+        return False
+    if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    if err == errno.EEXIST:
+        raise OutputExistsError(f"{dst} exists; pass --force (force=True) to overwrite it")
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def _make_parents(parent: Path) -> list[Path]:
+    """Creates ``parent`` and its missing ancestors; returns those made, outermost first."""
+    missing = []
+    p = parent
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

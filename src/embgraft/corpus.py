@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterator, Union
 
-from embgraft.errors import ConfigError, MalformedFileError
+from embgraft.errors import ConfigError, EmbgraftError, MalformedFileError
 
 PathLike = Union[str, "os.PathLike[str]"]
 Column = Union[int, str, None]
@@ -153,6 +153,33 @@ def _lines(path: PathLike) -> Iterator[tuple[int, str]]:
             if line_no == 1 and line.startswith("\ufeff"):
                 line = line[1:]
             yield line_no, line
+
+
+def empty_corpus_error(paths: list[PathLike], *, fmt: str | None, level: str) -> EmbgraftError:
+    """The error for a corpus that gave no token: names the first row that gave none, if any
+    (every row then gave none: an empty text column, say), else says the files hold no text."""
+    for path in paths:
+        skip = 1 if detect_format(path, fmt) == "csv" else 0  # a CSV's first row is its header
+        with open(path, "rb") as f:
+            for line_no, raw in enumerate(f, start=1):
+                if line_no > skip and raw.strip(b" \t\r\n\v\f").removeprefix(b"\xef\xbb\xbf"):
+                    return MalformedFileError(
+                        path, line_no, f"the corpus is empty: no row gives a {level} token, "
+                        "this one being the first (is the text column right?)")
+    if len(paths) == 1:
+        return MalformedFileError(paths[0], None, "the corpus is empty: the file holds no text")
+    return EmbgraftError(f"the corpus is empty: {', '.join(map(str, paths))} hold no text")
+
+
+def first_undecodable_line(path: PathLike) -> int | None:
+    """The 1-based number of the first line that is not UTF-8 (for error messages only)."""
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return line_no
+    return None
 
 
 def strip_eol(line: str) -> str:

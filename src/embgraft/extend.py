@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import time
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from embgraft._fs import atomic_dir, check_writable
 from embgraft.errors import ConfigError, MalformedFileError
+from embgraft.table import format_table
 from embgraft.sources.checkpoint import CheckpointError, HubFiles, SourceTokenizer, looks_like_hub_id
 
 REPORT_FILE = "extend_report.json"
@@ -67,10 +67,7 @@ class ExtendReport:
         """What the CLI prints: one line per added token, then the totals."""
         rows = [("token", "id", "method", "pieces")]
         rows += [(a.token, str(a.id), a.method, " ".join(a.pieces) or "-") for a in self.added]
-        widths = [max(display_width(r[i]) for r in rows) for i in range(3)]
-        lines = ["  ".join([pad(r[0], widths[0]), pad(r[1], widths[1], right=True), pad(r[2], widths[2]), r[3]])
-                 for r in rows]
-        lines.insert(1, "-" * max(len(line) for line in lines))
+        lines = format_table(rows, "lrll")
         by = self.to_dict()["methods"]
         lines.append(f"added {len(self.added)} tokens ({', '.join(f'{n} {m}' for m, n in by.items())}); "
                      f"tokenizer {self.n_tokens_before:,} -> {self.n_tokens_after:,}, "
@@ -81,16 +78,6 @@ class ExtendReport:
             sample = "; ".join(f"{t} ({why})" for t, why in self.skipped[:10])
             lines.append(f"skipped {len(self.skipped)}: {sample}" + (" ..." if len(self.skipped) > 10 else ""))
         return "\n".join(lines)
-
-
-def display_width(text: str) -> int:
-    """Terminal columns: a CJK character takes two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def pad(text: str, width: int, *, right: bool = False) -> str:
-    fill = " " * max(0, width - display_width(text))
-    return fill + text if right else text + fill
 
 
 def read_token_file(path: str | os.PathLike) -> list[str]:

@@ -32,7 +32,8 @@ POOLINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "last": lambda m: m[-1],
 }
 INIT_METHODS = ("normal", "uniform", "zeros", "mean")
-DTYPES = ("float32", "float16", "bfloat16", "float64")
+# result dtype -> the dtype rows are read and computed in (float16/bfloat16 are rounded once, last)
+DTYPES = {"float32": "float32", "float16": "float32", "bfloat16": "float32", "float64": "float64"}
 
 
 @dataclass
@@ -98,7 +99,8 @@ def graft(
         sources = [sources]  # type: ignore[list-item]
     srcs: list[Source] = [
         s if not isinstance(s, (str, os.PathLike))
-        else open_source(s, progress=progress, max_piece_chars=config.max_piece_chars)
+        else open_source(s, progress=progress, max_piece_chars=config.max_piece_chars,
+                         dtype=DTYPES[config.dtype])
         for s in sources
     ]
     if not srcs:
@@ -138,6 +140,9 @@ def graft(
         plan[tok] = forms
         keys.add(tok)
         keys.update(form for _, form in forms)
+    if not plan:
+        raise ConfigError(f"the vocabulary holds only its specials ({', '.join(vocab.specials)}): "
+                          "nothing to graft (an empty corpus, or --min-freq too high?)")
     # A word is composed from its own pieces first, then from those of its normalised forms
     # ("2008" from the full-width digits a source may hold instead).
     compose_forms: dict[str, list[str]] = {}
@@ -182,7 +187,8 @@ def graft(
             + ", ".join(s.name for s in srcs)
             + ": check the vocabulary level (char/word) against the source"
         )
-    found_mat = np.stack([rows[i] for i in found_ids])  # float32; statistics accumulate in float64
+    work = np.dtype(DTYPES[config.dtype])  # float64 only when asked for: sources widen exactly
+    found_mat = np.stack([rows[i] for i in found_ids])  # statistics accumulate in float64
     mean, std = found_mat.mean(axis=0, dtype=np.float64), found_mat.std(axis=0, dtype=np.float64)
     rng = np.random.default_rng(config.seed)
     pad_ids = {vocab.pad_id} if getattr(vocab, "pad_id", None) is not None else set()
@@ -190,13 +196,15 @@ def graft(
         if rows[i] is not None:
             continue
         if i in pad_ids:
-            rows[i], prov[i] = np.zeros(src_dim, np.float32), Provenance("special", "", ("zeros",))
+            rows[i], prov[i] = np.zeros(src_dim, work), Provenance("special", "", ("zeros",))
             continue
-        vec = _init_row(config.init, mean, std, rng)
+        vec = _init_row(config.init, mean, std, rng).astype(work, copy=False)
         prov[i] = (Provenance("special", "", (f"init:{config.init}",)) if tok in specials
                    else Provenance(f"init:{config.init}", "", ()))
         rows[i] = vec
-    weights = np.stack(rows).astype(np.float32, copy=False)  # type: ignore[arg-type]
+    weights = np.empty((n, src_dim), work)  # filled row by row: no stacked temporary
+    for i, vec in enumerate(rows):
+        weights[i] = vec
     del rows, found  # every row is in ``weights`` now; the per-key arrays can go
 
     # -- 4. post-process the whole matrix ------------------------------------------------------------
@@ -209,7 +217,7 @@ def graft(
         norms = np.linalg.norm(weights, axis=1, keepdims=True)
         weights = weights / np.where(norms > 0, norms, 1.0)
     if config.scale != 1.0:
-        weights *= np.float32(config.scale)
+        weights *= work.type(config.scale)
     for i in pad_ids:
         weights[i] = 0.0  # <pad> stays all zeros whatever the post-processing
 
@@ -225,6 +233,7 @@ def graft(
         notes=notes,
         seconds=time.perf_counter() - started,
     )
+    # GraftResult rounds float16/bfloat16 here, once: in memory as it will be on disk
     return GraftResult(weights=weights, vocab=vocab, provenance=prov, report=report,  # type: ignore[arg-type]
                        dtype=config.dtype)
 
@@ -254,21 +263,22 @@ def _composed(tok: str, forms: list[str], srcs, found, config: GraftConfig) -> t
             covered = sum(p.n_chars for p in pieces)
             if covered / max(len(form), 1) + 1e-9 < config.compose_min_coverage:
                 continue
-            vec = pool(np.stack([p.vector for p in pieces]).astype(np.float64)).astype(np.float32)
+            vec = pool(np.stack([p.vector for p in pieces]).astype(np.float64))
             return vec, Provenance(f"composed:{config.compose}", src.name,
                                    tuple(p.label for p in pieces))
     return None
 
 
 def _init_row(method: str, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One float64 row; the caller casts it to the working dtype."""
     if method == "normal":
-        return rng.normal(mean, std).astype(np.float32)
+        return rng.normal(mean, std)
     if method == "uniform":  # same mean and std as the found rows: half-width sqrt(3)*std
         half = np.sqrt(3.0) * std
-        return rng.uniform(mean - half, mean + half).astype(np.float32)
+        return rng.uniform(mean - half, mean + half)
     if method == "zeros":
-        return np.zeros_like(mean, dtype=np.float32)
-    return mean.astype(np.float32)  # "mean"
+        return np.zeros_like(mean)
+    return mean.copy()  # "mean"
 
 
 def _pca(weights: np.ndarray, fit_ids: list[int], dim: int) -> tuple[np.ndarray, dict]:
@@ -283,5 +293,5 @@ def _pca(weights: np.ndarray, fit_ids: list[int], dim: int) -> tuple[np.ndarray,
     mu = fit.mean(axis=0)
     _, s, vt = np.linalg.svd(fit - mu, full_matrices=False)
     explained = float((s[:dim] ** 2).sum() / (s ** 2).sum())
-    out = ((weights.astype(np.float64) - mu) @ vt[:dim].T).astype(np.float32)
+    out = ((weights.astype(np.float64) - mu) @ vt[:dim].T).astype(weights.dtype)
     return out, {"from_dim": int(weights.shape[1]), "to_dim": dim, "explained_variance": explained}

@@ -17,6 +17,7 @@ import numpy as np
 
 from embgraft._fs import atomic_dir, atomic_file
 from embgraft.errors import MalformedFileError
+from embgraft.table import format_table
 from embgraft.vocab import escape_token, unescape_token
 
 EMBEDDING_FILE = "embedding.safetensors"
@@ -29,6 +30,21 @@ STAGES = ("special", "exact", "normalised", "composed", "init")
 # methods whose rows came from a source unchanged: `partial` fine-tuning freezes these
 FOUND_STAGES = ("exact", "normalised")
 _N_INIT_SAMPLE = 20
+# result dtype -> the NumPy type its weights are held in, in memory and on disk. NumPy has no
+# bfloat16: such weights are float32 arrays holding values rounded to bfloat16.
+HELD_AS = {"float32": np.float32, "float64": np.float64, "float16": np.float16, "bfloat16": np.float32}
+
+
+def cast_weights(weights: np.ndarray, dtype: str) -> np.ndarray:
+    """``weights`` as a result of ``dtype`` holds them (see :data:`HELD_AS`). bfloat16 rounds
+    float32 to nearest, ties to even, as ``torch.Tensor.to(torch.bfloat16)`` does; idempotent."""
+    held = weights.astype(HELD_AS[dtype], copy=False)
+    if dtype != "bfloat16":
+        return held
+    bits = np.ascontiguousarray(held).view(np.uint32)
+    lsb = (bits >> np.uint32(16)) & np.uint32(1)
+    rounded = (bits + np.uint32(0x7FFF) + lsb) & np.uint32(0xFFFF0000)
+    return rounded.view(np.float32)
 
 
 @dataclass(frozen=True)
@@ -124,11 +140,7 @@ class GraftReport:
                          f"{100 * self.n_oov_tokens / max(self.n_corpus_tokens, 1):.2f}"))
         found = sum(self.stages[s]["share_tokens"] for s in FOUND_STAGES)
         rows.append(("total", f"{self.n_types:,}", "", f"{self.n_corpus_tokens:,}", ""))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                 for r in rows]
-        lines.insert(1, "-" * len(lines[0]))
-        lines.insert(len(lines) - 1, "-" * len(lines[0]))
+        lines = format_table(rows, "lrrrr", rules_after=(0, -2))
         lines.append(f"found in the source (exact + normalised): {100 * found:.2f}% of corpus tokens")
         if self.init_sample:
             sample = " ".join(f"{t}({c})" for t, c in self.init_sample)
@@ -164,7 +176,9 @@ def read_provenance(path: str | os.PathLike) -> list[Provenance]:
 
 @dataclass
 class GraftResult:
-    """``weights``: (len(vocab), dim) float32; ``provenance[i]`` says where row i came from."""
+    """``weights``: (len(vocab), dim) held as ``dtype`` (:data:`HELD_AS`): rounded here, so a
+    result in memory equals the same result saved and loaded. ``provenance[i]`` says where row
+    i came from."""
 
     weights: np.ndarray
     vocab: Any
@@ -180,6 +194,9 @@ class GraftResult:
         return self.recipe if self.recipe is not None else Recipe(level=self.vocab.level or "char")
 
     def __post_init__(self) -> None:
+        if self.dtype not in HELD_AS:
+            raise ValueError(f"dtype must be one of {list(HELD_AS)}, not {self.dtype!r}")
+        self.weights = cast_weights(self.weights, self.dtype)
         if self.weights.ndim != 2 or self.weights.shape[0] != len(self.vocab):
             raise ValueError(f"weights {self.weights.shape} do not fit a vocabulary of {len(self.vocab)}")
         if len(self.provenance) != len(self.vocab):
@@ -207,9 +224,8 @@ class GraftResult:
         from safetensors.numpy import save_file
 
         with atomic_dir(out, force=force) as tmp:
-            # bfloat16 has no NumPy dtype: it is stored as float32 and cast on load
-            stored = self.weights.astype(self.dtype if self.dtype != "bfloat16" else "float32")
-            save_file({EMBEDDING_KEY: np.ascontiguousarray(stored)}, str(tmp / EMBEDDING_FILE),
+            # bfloat16 has no NumPy dtype: stored as float32 holding bf16 values, cast on load
+            save_file({EMBEDDING_KEY: np.ascontiguousarray(self.weights)}, str(tmp / EMBEDDING_FILE),
                       metadata={"format": "embgraft", "dtype": self.dtype})
             self.vocab.save(tmp / VOCAB_FILE)
             self.tokenisation().save(tmp)
@@ -240,9 +256,11 @@ class GraftResult:
         if weights.shape[0] != len(vocab):
             raise MalformedFileError(path / EMBEDDING_FILE, None,
                                      f"{weights.shape[0]} rows for {len(vocab)} tokens in {VOCAB_FILE}")
-        recipe = Recipe.load(path, default_level=vocab.level or "char")
-        return cls(weights=weights.astype(np.float32), vocab=vocab, provenance=provenance,
-                   report=report, dtype=dtype, recipe=recipe)
+        if dtype not in HELD_AS:
+            raise MalformedFileError(path / EMBEDDING_FILE, None, f"unknown dtype {dtype!r} in its metadata")
+        return cls(weights=weights, vocab=vocab, provenance=provenance,
+                   report=report, dtype=dtype,
+                   recipe=Recipe.load(path, default_level=vocab.level or "char"))
 
     def export_word2vec(self, path: str | os.PathLike, *, force: bool = False,
                         include_specials: bool = False) -> Path:

@@ -21,10 +21,11 @@ import itertools
 import os
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence, Union
 
+from embgraft._fs import atomic_file
 from embgraft.errors import ConfigError, MalformedFileError
+from embgraft.corpus import first_undecodable_line
 from embgraft.corpus import strip_eol as _strip_eol
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -258,7 +259,7 @@ class Vocab:
         """Tokenize every text of one or more corpus files at ``level`` and build from the counts.
 
         ``lowercase`` lower-cases each text first (record it in the graft's ``Recipe``)."""
-        from embgraft.corpus import iter_texts
+        from embgraft.corpus import empty_corpus_error, iter_texts
         from embgraft.tokenize import Recipe
 
         tokenize = Recipe(level=level, user_dict=None if user_dict is None else str(user_dict),
@@ -271,9 +272,11 @@ class Vocab:
             if progress:
                 from tqdm import tqdm
 
-                texts = tqdm(texts, desc=str(path), unit=" texts")
+                texts = tqdm(texts, desc=str(path), unit=" texts", disable=None)
             for text in texts:
                 counter.update(tokenize(text))
+        if not counter:
+            raise empty_corpus_error(path_list, fmt=fmt, level=level)
         return cls.build(
             counter,
             min_freq=min_freq,
@@ -323,14 +326,11 @@ class Vocab:
         else:
             header.append("specials=" + ",".join(map(str, ids)))  # ids in role order
         header += [f"n_corpus_tokens={self.n_corpus_tokens}", f"n_oov_tokens={self.n_oov_tokens}"]
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        # newline="\n": the same bytes on every platform; a half-written file never replaces a good one.
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        # atomic_file: "\n" line ends on every platform; a half-written file never replaces a good one.
+        with atomic_file(path, force=True) as f:
             f.write(" ".join(header) + "\n")
             for token, count in zip(self.tokens, self.counts):
                 f.write(f"{escape_token(token)}\t{count}\n")
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: PathLike) -> "Vocab":
@@ -341,11 +341,14 @@ class Vocab:
         contain both.
         """
         # newline="\n": split only on "\n", so tokens like U+2028 stay whole; "\r\n" is trimmed below.
-        with open(path, encoding="utf-8-sig", newline="\n") as f:
-            first = f.readline()
-            if first.startswith(HEADER_MAGIC):
-                return cls._load_v1(path, first, f)
-            return cls._load_plain(path, first, f)
+        try:
+            with open(path, encoding="utf-8-sig", newline="\n") as f:
+                first = f.readline()
+                if first.startswith(HEADER_MAGIC):
+                    return cls._load_v1(path, first, f)
+                return cls._load_plain(path, first, f)
+        except UnicodeDecodeError as e:
+            raise MalformedFileError(path, first_undecodable_line(path), f"not valid UTF-8 ({e.reason})") from None
 
     @classmethod
     def _load_v1(cls, path: PathLike, header_line: str, lines: Iterable[str]) -> "Vocab":
@@ -416,11 +419,16 @@ class Vocab:
         tokens: list[str] = []
         seen: dict[str, int] = {}
         lines = [first] if first else []
+        n_blank = 0  # blank lines are tolerated at the end, where they shift no id
         for line_no, line in enumerate(itertools.chain(lines, rest), start=1):
             token = _strip_eol(line)
-            if not token:
+            if not token.strip(" \t\r\n\v\f"):
+                n_blank += 1
+                continue
+            if n_blank:
                 raise MalformedFileError(
-                    path, line_no, "empty line in a one-token-per-line vocab file"
+                    path, line_no - n_blank, "empty line in a one-token-per-line vocab file "
+                    "(line i names id i-1)"
                 )
             if token in seen:
                 raise MalformedFileError(

@@ -60,3 +60,24 @@ def test_graft_command_does_not_import_torch(files, tmp_path):
         "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_an_existing_export_path_stops_the_graft_before_anything_is_written(files, tmp_path, capsys):
+    src, corpus = files
+    out, export = tmp_path / "out", tmp_path / "g.vec"
+    export.write_text("mine", encoding="utf-8")
+    assert main(["graft", "--source", str(src), "--corpus", str(corpus), "--out", str(out),
+                 "--no-progress", "--export-word2vec", str(export)]) == 2
+    assert capsys.readouterr().err == f"embgraft graft: error: {export} exists; pass --force (force=True) to overwrite it\n"
+    assert not out.exists() and export.read_text(encoding="utf-8") == "mine"
+
+
+def test_cli_choices_are_the_librarys_tables():
+    from embgraft.cli import build_parser
+    from embgraft.graft import DTYPES, INIT_METHODS, POOLINGS
+
+    graft_parser = build_parser()._subparsers._group_actions[0].choices["graft"]
+    choices = {a.dest: a.choices for a in graft_parser._actions if a.choices}
+    assert choices["compose"] == [*POOLINGS, "off"]
+    assert choices["init"] == list(INIT_METHODS)
+    assert choices["dtype"] == list(DTYPES)

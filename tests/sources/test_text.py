@@ -103,9 +103,15 @@ def test_first_occurrence_wins_and_is_noted(tmp_path):
         ("2 3\n中 1 2 3\n国 1 2\n", 3, "expected a token and 3 values, found 2 values"),
         ("2 3\n中 1 2 3\n国 1 zz 3\n", 3, "not a number: 'zz'"),
         ("2 3\n中 1 2 3\n国 1 2 nan\n", 3, "non-finite value (nan or inf)"),
-        ("2 3\n中 1 2 3\n国 1.0 2.0 3.0 4.0\n", 3, "more than 3 values"),
+        ("2 3\n中 1 2 3\n国 1.0 2.0 3.0 4.0\n", 3,
+         "more than 3 values ('国' has no row of its own, so this is not read as the token '国 1.0')"),
+        ("2 3\n中 1 2 3\n国 1 2 3 4\n", 3,  # integers too (the old check wanted a '.')
+         "more than 3 values ('国' has no row of its own, so this is not read as the token '国 1')"),
         ("3 3\n中 1 2 3\n国 1 2 3\n", 1, "header says 3 rows but the file has 2"),
-        ("2 4\n中 1 2 3\n国 1 2 3\n", 2, "expected a token and 4 values, found 3 values"),  # header lies
+        ("2 4\n中 1 2 3\n国 1 2 3\n", 2,  # header lies about the width
+         "the header says 4 values per row, but this line and most of the first 2 have 3"),
+        ("2 2\n中 1 2 3\n国 1 2 3\n", 2,  # ... also when the rows are wider
+         "the header says 2 values per row, but this line and most of the first 2 have 3"),
     ],
 )
 def test_malformed_lines_name_file_and_line(tmp_path, content, line_no, problem):
@@ -151,3 +157,97 @@ def test_pieces_are_longest_known_substrings(tmp_path):
     found = {"中": as32([1, 1, 1]), "国": as32([2, 2, 2]), "中国": as32([3, 3, 3]), "人": as32([4, 4, 4])}
     assert [p.label for p in src.pieces("中国人", found)] == ["中国", "人"]
     assert [p.label for p in src.pieces("中国", found)] == ["中", "国"]  # never the whole token
+
+
+# -- issue 8: BOM, blank lines, over-long lines, truncated streams -----------------------------
+BOM = "\ufeff"
+
+
+@pytest.mark.parametrize("name", ["v.txt", "v.vec.gz"])
+@pytest.mark.parametrize("header", [True, False])
+def test_a_bom_is_skipped_and_the_first_row_kept(tmp_path, name, header):
+    p = write_w2v(tmp_path / name, header=header)
+    data = (gzip.decompress(p.read_bytes()) if name.endswith(".gz") else p.read_bytes())
+    data = BOM.encode("utf-8") + data
+    p.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    src = TextVectors(p, progress=False)
+    assert (src.has_header, src.dim) == (header, 3)
+    got = src.lookup(["中", "x"])  # 中 is the first row, right after the BOM (or the header)
+    assert np.array_equal(got["中"], as32(ROWS["中"]))
+    assert src.scan.n_rows == len(ROWS)
+
+
+@pytest.mark.parametrize("name", ["v.txt", "v.vec.gz"])
+@pytest.mark.parametrize("blank", ["\n", "\r\n", "   \n", " \t \r\n", "\t\t\n"])
+def test_blank_lines_are_not_rows(tmp_path, name, blank):
+    lines = ["\n", "2 2\n", blank, "中 1 2\n", blank, blank, "国 3 4\n", blank]
+    data = "".join(lines).encode("utf-8")
+    p = tmp_path / name
+    p.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    src = TextVectors(p, progress=False)
+    got = src.lookup(["中", "国"])
+    assert (list(got["中"]), list(got["国"])) == ([1.0, 2.0], [3.0, 4.0])
+    assert src.scan.n_rows == 2
+
+
+def test_a_header_that_lies_about_the_count_with_blank_lines_names_the_header(tmp_path):
+    p = tmp_path / "v.txt"
+    p.write_text("\n3 2\n中 1 2\n\n国 3 4\n\n", encoding="utf-8")
+    with pytest.raises(MalformedFileError) as err:
+        TextVectors(p, progress=False).lookup(["中"])
+    assert str(err.value) == f"{p}:2: header says 3 rows but the file has 2"
+
+
+def test_a_token_with_a_space_and_a_number_is_legitimate(tmp_path):
+    p = tmp_path / "v.txt"
+    p.write_text("3 2\npython 2.7 3 4\npython 5 6\n中 1 2\n", encoding="utf-8")
+    src = TextVectors(p, progress=False)
+    got = src.lookup(["python", "python 2.7", "中"])
+    assert list(got["python"]) == [5.0, 6.0]
+    assert list(got["python 2.7"]) == [3.0, 4.0]
+    got = TextVectors(p, progress=False).lookup(["python"])  # asked for alone: still no error
+    assert list(got["python"]) == [5.0, 6.0]
+
+
+def test_an_over_long_line_is_skipped_and_counted(tmp_path):
+    p = tmp_path / "v.txt"
+    p.write_text("3 2\n中 1 2\n国 1 2 3\n人 5 6\n", encoding="utf-8")
+    src = TextVectors(p, progress=False, on_bad_line="skip")
+    assert sorted(src.lookup(["中", "国", "人"])) == ["中", "人"]
+    assert src.scan.n_skipped == 1
+    assert src.scan.skipped_samples == [
+        f"{p}:3: more than 2 values ('国' has no row of its own, so this is not read as the token '国 1')"]
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9])
+def test_a_truncated_gz_is_an_error_naming_the_file(tmp_path, cut):
+    p = write_w2v(tmp_path / "v.vec.gz", rows={f"t{i}": [i, i, i] for i in range(2000)})
+    data = p.read_bytes()
+    p.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(MalformedFileError) as err:
+        TextVectors(p, progress=False).lookup(["t1"])
+    assert str(err.value).startswith(f"{p}")
+    assert "compressed data is truncated or corrupt" in str(err.value)
+
+
+@pytest.mark.parametrize("option, flag", [("tensor_key", "--tensor-key"), ("vocab", "--source-vocab")])
+def test_an_option_the_reader_does_not_take_is_one_config_error(tmp_path, option, flag):
+    from embgraft.errors import ConfigError
+
+    p = write_w2v(tmp_path / "v.txt")
+    with pytest.raises(ConfigError) as err:
+        open_source(p, progress=False, **{option: "x"})
+    assert str(err.value) == (f"{flag} ({option}=) does not apply to a text source ({p}); it takes "
+                              "--dtype, --max-piece-chars, --on-bad-line, --progress")
+
+
+def test_every_reader_declares_what_its_constructor_takes():
+    import importlib
+    import inspect
+
+    from embgraft.sources import SOURCE_KINDS
+
+    for module, cls_name, fixed in SOURCE_KINDS.values():
+        cls = getattr(importlib.import_module(module), cls_name)
+        params = set(inspect.signature(cls.__init__).parameters) - {"self", "path", "spec"} - set(fixed)
+        assert cls.OPTIONS == params - {"fmt"}, cls_name

@@ -44,9 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     except (EmbgraftError, OSError, ImportError, KeyboardInterrupt) as exc:
         if args.debug:
             raise
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _one_line(exc)
         print(f"embgraft {args.command}: error: {message}", file=sys.stderr)
         return 130 if isinstance(exc, KeyboardInterrupt) else 2
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message, file first: an ``OSError`` from ``open`` reads ``FILE: Is a directory``."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split("\n"))
 
 
 if __name__ == "__main__":  # pragma: no cover

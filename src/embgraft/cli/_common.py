@@ -48,29 +48,35 @@ def recipe_from_args(args: argparse.Namespace):
 
 
 def add_graft_arguments(p: argparse.ArgumentParser) -> None:
+    # choices come from the tables the library validates with (graft.py, sources/)
+    from embgraft.graft import DTYPES, INIT_METHODS, POOLINGS
+    from embgraft.sources import SOURCE_KINDS
+    from embgraft.sources.base import ON_BAD_LINE
+
     g = p.add_argument_group("graft")
     g.add_argument("--source", action="append", required=True, metavar="FILE|DIR|HUB_ID",
                    help="pretrained vectors; repeat for ordered fall-backs")
     g.add_argument("--source-kind", default="auto",
-                   choices=["auto", "text", "word2vec", "fasttext", "glove", "word2vec-binary", "npy",
-                            "checkpoint"], help="how to read the source (default: from its name)")
+                   choices=["auto", *SOURCE_KINDS], help="how to read the source (default: from its name)")
     g.add_argument("--source-vocab", metavar="FILE", help="vocabulary of a .npy/.npz source")
-    g.add_argument("--on-bad-line", choices=["error", "skip"], default="error",
+    g.add_argument("--on-bad-line", choices=list(ON_BAD_LINE), default="error",
                    help="a malformed line in a vector file: stop (default) or skip and count it")
     g.add_argument("--normalise", default="nfkc,lower,t2s",
                    help="normalisation rules, in order, comma-separated, or 'none' (default: nfkc,lower,t2s)")
-    g.add_argument("--compose", default="mean", choices=["mean", "sum", "max", "first", "last", "off"],
+    g.add_argument("--compose", default="mean", choices=[*POOLINGS, "off"],
                    help="pool absent words from their pieces (default: mean)")
     g.add_argument("--compose-min-coverage", type=float, default=1.0,
                    help="share of a word's characters its known pieces must cover (default 1.0)")
-    g.add_argument("--init", default="normal", choices=["normal", "uniform", "zeros", "mean"],
+    g.add_argument("--init", default="normal", choices=list(INIT_METHODS),
                    help="rows left over, fitted to the found rows' per-dimension mean/std (default: normal)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--scale", type=float, default=1.0, help="multiply every row by this")
     g.add_argument("--centre", action="store_true", help="subtract the mean of the found rows")
     g.add_argument("--unit-norm", action="store_true", help="L2-normalise every row")
     g.add_argument("--dim", type=int, help="target width, reached by PCA fitted on the found rows")
-    g.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
+    g.add_argument("--dtype", default="float32", choices=list(DTYPES),
+                   help="of the result, in memory and on disk; float64 is read and computed in float64, "
+                        "float16/bfloat16 are rounded once, last (default: float32)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -87,12 +93,13 @@ def graft_config_from_args(args: argparse.Namespace):
 
 
 def open_sources(args: argparse.Namespace, config) -> list:
+    from embgraft.graft import DTYPES
     from embgraft.sources import open_source
 
     extra = {k: getattr(args, k, None) for k in ("tensor_key", "revision", "trust_remote_code")}
     return [
         open_source(spec, kind=args.source_kind, on_bad_line=args.on_bad_line,
                     progress=not args.no_progress, max_piece_chars=config.max_piece_chars,
-                    vocab=args.source_vocab, **extra)
+                    vocab=args.source_vocab, dtype=DTYPES[config.dtype], **extra)
         for spec in args.source
     ]

@@ -23,15 +23,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from embgraft._fs import check_writable
+    from embgraft._fs import check_outputs
     from embgraft.graft import graft
 
-    check_writable(args.out, force=args.force)  # fail before the long part, not after
+    outputs = [args.out, args.export_word2vec]
+    check_outputs(outputs, force=args.force)  # every output, before the long part
     config = graft_config_from_args(args)
     recipe = recipe_from_args(args)
     vocab = vocab_from_args(args)
     result = graft(vocab, open_sources(args, config), config=config, progress=not args.no_progress)
     result.recipe = recipe
+    check_outputs(outputs, force=args.force)  # and again before writing any
     result.save(args.out, force=args.force)
     if args.export_word2vec:
         result.export_word2vec(args.export_word2vec, force=args.force)

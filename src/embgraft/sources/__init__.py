@@ -53,12 +53,21 @@ def detect_kind(spec: str | os.PathLike) -> str:
     raise FileNotFoundError(f"no such file or directory, and not a hub id: {spec}")
 
 
+# option -> how the CLI spells it, where that is not ``--`` + the name with dashes
+OPTION_FLAGS = {"vocab": "--source-vocab"}
+
+
+def option_flag(name: str) -> str:
+    return OPTION_FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
 def open_source(spec: str | os.PathLike, *, kind: str = "auto", **options: Any) -> Source:
     """Open ``spec`` (a file, a checkpoint directory or a hub id) as a :class:`Source`.
 
-    ``options`` go to the reader: ``on_bad_line``, ``progress``, ``max_piece_chars``, ``vocab``
-    (for ``npy``), and the checkpoint options (``tensor_key``, ``revision`` ...). Options a
-    reader does not take are dropped only when they are ``None``.
+    ``options`` go to the reader; each reader class declares the ones it takes in ``OPTIONS``
+    (``on_bad_line``, ``progress``, ``max_piece_chars``, ``dtype`` for all; ``vocab`` for
+    ``npy``; ``tensor_key``, ``revision`` ... for checkpoints). Options that are ``None`` are
+    dropped; any other option the reader does not take is a :class:`ConfigError` naming it.
     """
     if kind == "auto":
         kind = detect_kind(spec)
@@ -67,6 +76,12 @@ def open_source(spec: str | os.PathLike, *, kind: str = "auto", **options: Any) 
     module, cls_name, fixed = SOURCE_KINDS[kind]
     cls = getattr(importlib.import_module(module), cls_name)
     kwargs = {k: v for k, v in options.items() if v is not None}
+    stray = [k for k in kwargs if k not in cls.OPTIONS]
+    if stray:
+        raise ConfigError(
+            f"{', '.join(f'{option_flag(k)} ({k}=)' for k in stray)} does not apply to a {kind} source "
+            f"({spec}); it takes {', '.join(option_flag(k) for k in sorted(cls.OPTIONS))}"
+        )
     return cls(spec, **fixed, **kwargs)
 
 

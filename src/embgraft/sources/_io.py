@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import lzma
 import os
-import sys
+import zlib
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
+
+from embgraft.errors import MalformedFileError
 
 # suffix -> class that decompresses a binary file object; a table so a new codec is one line
 COMPRESSED_OPENERS = {
@@ -39,23 +42,42 @@ def open_stream(path: str | os.PathLike) -> tuple[IO[bytes], IO[bytes]]:
     return (raw if opener is None else opener(raw)), raw
 
 
+# what the decompressors raise on a cut or damaged stream (gzip: EOFError, BadGzipFile, zlib.error)
+DECOMPRESSION_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, OSError)
+
+
+@contextlib.contextmanager
+def decompression_errors(name: str) -> Iterator[None]:
+    """Turns a truncated or corrupt compressed stream into a :class:`MalformedFileError`
+    naming the file (no line: the stream is read in blocks, not lines)."""
+    try:
+        yield
+    except DECOMPRESSION_ERRORS as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile) and exc.errno is not None:
+            raise  # a real I/O error (permissions, disk), not the data
+        raise MalformedFileError(name, None, f"compressed data is truncated or corrupt ({exc})") from None
+
+
 def read_head(path: str | os.PathLike, n_bytes: int = 1 << 16) -> bytes:
     """The first ``n_bytes`` of the decompressed content, for sniffing formats."""
     stream, raw = open_stream(path)
     try:
-        return stream.read(n_bytes)
+        with decompression_errors(str(path)):
+            return stream.read(n_bytes)
     finally:
         stream.close()
         raw.close()
 
 
 def progress_bar(*, total: int, desc: str, enabled: bool):
-    """A tqdm bar in bytes on stderr, or a no-op object when disabled or not a terminal."""
-    if not enabled or not sys.stderr.isatty():
-        return _NoBar()
+    """A tqdm bar in bytes on stderr. ``disable=None``: tqdm turns it off when stderr is not a
+    terminal. ``enabled=False`` (``--no-progress``) does not even import tqdm (~0.1 s)."""
+    if not enabled:
+        return _NO_BAR
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                disable=None)
 
 
 class _NoBar:
@@ -64,3 +86,6 @@ class _NoBar:
 
     def close(self) -> None:
         pass
+
+
+_NO_BAR = _NoBar()

@@ -7,7 +7,8 @@ table. The graft asks it three things, in this order:
    the token itself (sub-words for composition). Static files must know this *before* their one
    streaming pass; checkpoints can read any row at any time and return nothing here.
 2. ``lookup(keys)`` -- one pass; returns ``{key: vector}`` for the keys the source has, exactly
-   (no normalisation: that is the graft's job). Vectors are float32 of shape ``(dim,)``.
+   (no normalisation: that is the graft's job). Vectors have shape ``(dim,)`` and the ``dtype``
+   the source was opened with (float32 unless asked for float64); every value is finite.
 3. ``pieces(token, found)`` -- the pieces to compose an absent token from, as ``Piece`` records
    (label for provenance, vector), or ``[]`` when it cannot be composed.
 """
@@ -19,6 +20,25 @@ from typing import Iterable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
+from embgraft.errors import ConfigError, MalformedFileError
+
+ON_BAD_LINE = ("error", "skip")  # what a reader does with a malformed row it needs
+SOURCE_DTYPES = ("float32", "float64")  # what a reader can return rows as
+MAX_SKIPPED_SAMPLES = 10  # skipped rows quoted in the report; all are counted
+# options every static vector reader takes (each reader class declares its own ``OPTIONS``)
+STATIC_OPTIONS = frozenset({"on_bad_line", "progress", "max_piece_chars", "dtype"})
+
+
+def check_reader_options(on_bad_line: str, dtype: str) -> None:
+    """The options every reader validates the same way; all problems in one message."""
+    errors = []
+    if on_bad_line not in ON_BAD_LINE:
+        errors.append(f"on_bad_line must be one of {list(ON_BAD_LINE)}, not {on_bad_line!r}")
+    if dtype not in SOURCE_DTYPES:
+        errors.append(f"a source's dtype must be one of {list(SOURCE_DTYPES)}, not {dtype!r}")
+    if errors:
+        raise ConfigError("; ".join(errors))
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -26,7 +46,7 @@ class Piece:
     how many characters of the token it covers (the caller checks coverage with it)."""
 
     label: str
-    vector: np.ndarray  # (dim,) float32
+    vector: np.ndarray  # (dim,) in the source's dtype
     n_chars: int
 
 
@@ -41,6 +61,16 @@ class ScanStats:
     skipped_samples: list[str] = field(default_factory=list)  # "file:line: problem", first few
     n_bytes: int = 0
     notes: list[str] = field(default_factory=list)
+
+    def bad_row(self, on_bad_line: str, path: object, line_no: int | None, problem: str) -> None:
+        """A malformed row a reader needs: raised as :class:`MalformedFileError`, or, with
+        ``on_bad_line="skip"``, counted here with the first few messages kept as samples."""
+        err = MalformedFileError(path, line_no, problem)
+        if on_bad_line != "skip":
+            raise err
+        self.n_skipped += 1
+        if len(self.skipped_samples) < MAX_SKIPPED_SAMPLES:
+            self.skipped_samples.append(str(err))
 
     def to_dict(self) -> dict:
         return {
@@ -58,6 +88,7 @@ class ScanStats:
 class Source(Protocol):
     name: str  # how the report names it (a path or hub id)
     kind: str  # e.g. "word2vec-text", "glove-text", "word2vec-binary", "npy", "checkpoint"
+    OPTIONS: frozenset[str]  # the keyword options its constructor takes (checked by open_source)
     dim: int
     scan: ScanStats
 

@@ -9,17 +9,21 @@ from typing import Iterable
 import numpy as np
 
 from embgraft.errors import MalformedFileError
-from embgraft.sources._io import open_stream, progress_bar
-from embgraft.sources.base import CharacterPieces, ScanStats
+from embgraft.sources._io import decompression_errors, open_stream, progress_bar
+from embgraft.sources.base import STATIC_OPTIONS, CharacterPieces, ScanStats, check_reader_options
 
 _BLOCK = 1 << 24
 FASTTEXT_BIN_MAGIC = (793712314).to_bytes(4, "little")
 
 
 class BinaryVectors(CharacterPieces):
-    """A word2vec binary file (``.bin``, optionally compressed), streamed record by record."""
+    """A word2vec binary file (``.bin``, optionally compressed), streamed record by record.
+
+    Records have no line numbers: errors name the record (1-based) and its token.
+    """
 
     kind = "word2vec-binary"
+    OPTIONS = STATIC_OPTIONS
 
     def __init__(
         self,
@@ -28,12 +32,15 @@ class BinaryVectors(CharacterPieces):
         on_bad_line: str = "error",
         progress: bool = True,
         max_piece_chars: int = 4,
+        dtype: str = "float32",
     ) -> None:
+        check_reader_options(on_bad_line, dtype)
         self.path = Path(path)
         self.name = str(path)
         stream, raw = open_stream(self.path)
         try:
-            header = stream.readline(256)
+            with decompression_errors(self.name):
+                header = stream.readline(256)
         finally:
             stream.close()
             raw.close()
@@ -48,9 +55,12 @@ class BinaryVectors(CharacterPieces):
             raise MalformedFileError(self.name, 1, "expected a word2vec binary header 'count dim'")
         self.header_len = len(header)
         self.header_count, self.dim = int(fields[0]), int(fields[1])
+        if self.dim <= 0:
+            raise MalformedFileError(self.name, 1, f"header gives dimension {self.dim}")
         self.on_bad_line = on_bad_line
         self.progress = progress
         self.max_piece_chars = max_piece_chars
+        self.dtype = np.dtype(dtype)
         self.scan = ScanStats()
 
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
@@ -67,7 +77,8 @@ class BinaryVectors(CharacterPieces):
             while n_rows < self.header_count:
                 sp = buf.find(b" ", pos)
                 if sp < 0 or sp + 1 + n_vec_bytes > len(buf):
-                    block = stream.read(_BLOCK)
+                    with decompression_errors(self.name):
+                        block = stream.read(_BLOCK)
                     if not block:
                         break
                     buf, pos = buf[pos:] + block, 0
@@ -80,13 +91,10 @@ class BinaryVectors(CharacterPieces):
                 if key is not None and key not in found:
                     vec = np.frombuffer(buf, dtype="<f4", count=self.dim, offset=sp + 1)
                     if np.isfinite(vec).all():
-                        found[key] = vec.astype(np.float32)
-                    elif self.on_bad_line == "error":
-                        raise MalformedFileError(self.name, None,
-                                                 f"record {n_rows} ({key!r}): non-finite value")
-                    else:  # skipped at the user's request, and counted
-                        self.scan.n_skipped += 1
-                        self.scan.skipped_samples.append(f"{self.name}: record {n_rows} ({key!r}): non-finite value")
+                        found[key] = vec.astype(self.dtype)
+                    else:
+                        self.scan.bad_row(self.on_bad_line, self.name, None,
+                                          f"record {n_rows} ({key!r}): non-finite value (nan or inf)")
                 pos = sp + 1 + n_vec_bytes
             self.scan.n_bytes = done
         finally:
@@ -94,8 +102,12 @@ class BinaryVectors(CharacterPieces):
             raw.close()
             bar.close()
         if n_rows != self.header_count:
+            rest = buf[pos:].lstrip(b"\n")
+            cut = (f"; record {n_rows + 1} is cut short ({len(rest)} of at least "
+                   f"{len(rest.split(b' ', 1)[0]) + 1 + n_vec_bytes} bytes): the file is truncated"
+                   if rest else "")
             raise MalformedFileError(
-                self.name, 1, f"header says {self.header_count} rows but the file holds {n_rows}"
+                self.name, 1, f"header says {self.header_count} rows but the file holds {n_rows}{cut}"
             )
         self.scan.n_rows = n_rows
         self.scan.n_found = len(found)

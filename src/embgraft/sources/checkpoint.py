@@ -738,6 +738,8 @@ class CheckpointSource:
     """
 
     kind = "checkpoint"
+    OPTIONS = frozenset({"tensor_key", "revision", "trust_remote_code", "on_bad_line", "progress",
+                         "max_piece_chars", "dtype", "cache_dir", "local_files_only"})
 
     def __init__(
         self,

@@ -18,13 +18,17 @@ from typing import Iterable
 import numpy as np
 
 from embgraft.errors import MalformedFileError
-from embgraft.sources._io import compression_of, open_stream, progress_bar, read_head
-from embgraft.sources.base import CharacterPieces, ScanStats
+from embgraft.sources._io import compression_of, decompression_errors, open_stream, progress_bar, read_head
+from embgraft.sources.base import STATIC_OPTIONS, CharacterPieces, ScanStats, check_reader_options
 
 _SEGMENT = 1 << 24  # 16 MiB: how much of a mapped file is scanned before its pages are released
 _BLOCK = 1 << 24  # 16 MiB: read size for compressed streams
 _N_SNIFF_LINES = 20
-_MAX_SKIPPED_SAMPLES = 10
+BOM = b"\xef\xbb\xbf"
+# First fields of blank (whitespace-only) lines: offered to ``take`` through the same set test
+# as the wanted tokens, so skipping them costs the hot loop nothing. ``take`` checks the whole
+# line; any other whitespace-only line is caught when the row count is checked.
+_BLANK_FIRSTS = frozenset({b"", b"\r", b"\t", b"\t\r", b"\x0b", b"\x0c"})
 
 
 def _is_number(field: bytes) -> bool:
@@ -35,40 +39,61 @@ def _is_number(field: bytes) -> bool:
     return True
 
 
+def _n_trailing_numbers(line: bytes) -> int:
+    n = 0
+    for f in reversed(line.split(b" ")[1:]):
+        if not _is_number(f):
+            break
+        n += 1
+    return n
+
+
 def sniff_text_header(head: bytes, path: str) -> tuple[bool, int, int | None]:
     """(has_header, dim, header_count) from the first bytes of a text vector file.
 
     A first line of exactly two integers is a word2vec header. Otherwise (GloVe) the width is
     the most common number of trailing numeric fields over the first lines: counting from the
-    right keeps tokens with spaces from skewing it.
+    right keeps tokens with spaces from skewing it. A header whose width most of the first lines
+    disagree with is an error naming the first such line. A UTF-8 BOM and blank lines are
+    skipped (see :func:`header_line_no` for where the header is).
     """
+    head = head.removeprefix(BOM)
     lines = head.split(b"\n")
     if len(lines) > 1:
         lines = lines[:-1]  # the last piece may be cut mid-line
-    lines = [ln.rstrip(b"\r ") for ln in lines if ln.strip()]
-    if not lines:
+    numbered = [(i, ln.rstrip(b"\r ")) for i, ln in enumerate(lines, 1) if ln.strip()]
+    if not numbered:
         raise MalformedFileError(path, 1, "empty vector file")
-    first = lines[0].split()
+    first = numbered[0][1].split()
+    sample = numbered[:_N_SNIFF_LINES]
     if len(first) == 2 and all(f.isdigit() for f in first):
         count, dim = int(first[0]), int(first[1])
         if dim <= 0:
-            raise MalformedFileError(path, 1, f"header gives dimension {dim}")
+            raise MalformedFileError(path, numbered[0][0], f"header gives dimension {dim}")
+        widths = [(i, _n_trailing_numbers(ln)) for i, ln in sample[1:]]
+        common = Counter(w for _, w in widths).most_common(1)
+        if common and common[0][0] != dim:
+            line_no = next(i for i, w in widths if w == common[0][0])
+            raise MalformedFileError(
+                path, line_no,
+                f"the header says {dim} values per row, but this line and most of the first "
+                f"{len(widths)} have {common[0][0]}",
+            )
         return True, dim, count
-    widths = Counter()
-    for ln in lines[:_N_SNIFF_LINES]:
-        fields = ln.split(b" ")
-        n = 0
-        for f in reversed(fields[1:]):
-            if not _is_number(f):
-                break
-            n += 1
-        widths[n] += 1
-    dim, _ = widths.most_common(1)[0]
+    dim, _ = Counter(_n_trailing_numbers(ln) for _, ln in sample).most_common(1)[0]
     if dim <= 0:
         raise MalformedFileError(
-            path, 1, "neither a word2vec header ('count dim') nor a 'token v1 v2 ...' line"
+            path, numbered[0][0], "neither a word2vec header ('count dim') nor a 'token v1 v2 ...' line"
         )
     return False, dim, None
+
+
+def header_line_no(head: bytes) -> int:
+    """The 1-based line number of the first non-blank line (the header, where there is one)."""
+    for i, ln in enumerate(head.removeprefix(BOM).split(b"\n"), 1):
+        if ln.strip():
+            return i
+    return 1
 
 
 class TextVectors(CharacterPieces):
@@ -80,6 +105,8 @@ class TextVectors(CharacterPieces):
     a 15 GB file take seconds.
     """
 
+    OPTIONS = STATIC_OPTIONS
+
     def __init__(
         self,
         path: str | os.PathLike,
@@ -88,21 +115,26 @@ class TextVectors(CharacterPieces):
         on_bad_line: str = "error",
         progress: bool = True,
         max_piece_chars: int = 4,
+        dtype: str = "float32",
     ) -> None:
+        check_reader_options(on_bad_line, dtype)
         self.path = Path(path)
         self.name = str(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"no such vector file: {self.path}")
-        has_header, self.dim, self.header_count = sniff_text_header(read_head(self.path), self.name)
+            what = "a directory, not a vector file" if self.path.is_dir() else "no such vector file"
+            raise FileNotFoundError(f"{self.path}: {what}")
+        head = read_head(self.path)
+        has_header, self.dim, self.header_count = sniff_text_header(head, self.name)
+        # rows start after the header (blank lines before it are skipped, so it may not be line 1)
+        self.first_line = header_line_no(head) + 1 if has_header else 1
         if fmt == "word2vec" and not has_header:
             raise MalformedFileError(self.name, 1, "expected a word2vec header 'count dim'")
         if fmt == "glove" and has_header:
             raise MalformedFileError(self.name, 1, "looks like a word2vec header, not a GloVe line")
         self.has_header = has_header
         self.kind = "word2vec-text" if has_header else "glove-text"
-        if on_bad_line not in ("error", "skip"):
-            raise ValueError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
         self.on_bad_line = on_bad_line
+        self.dtype = np.dtype(dtype)
         self.progress = progress
         self.max_piece_chars = max_piece_chars
         self.scan = ScanStats()
@@ -110,15 +142,20 @@ class TextVectors(CharacterPieces):
     # -- the contract -------------------------------------------------------------------------
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = {k.encode("utf-8"): k for k in keys if k}
-        firsts = {b.split(b" ", 1)[0] for b in wanted}
+        firsts = {b.split(b" ", 1)[0] for b in wanted} | _BLANK_FIRSTS
         self.scan = ScanStats(n_requested=len(wanted))
         found: dict[str, np.ndarray] = {}
-        n_duplicates = 0
-        first_line = 2 if self.has_header else 1
+        # wanted first field -> (line, token): a line read as a longer token ("python 2.7")
+        longer: dict[str, tuple[int, bytes]] = {}
+        n_duplicates = n_blank = 0
+        first_line = self.first_line
 
         def take(line_no: int, line: bytes) -> None:
-            nonlocal n_duplicates
+            nonlocal n_duplicates, n_blank
             if line_no < first_line:  # the header, whose first field may look like a token
+                return
+            if not line.strip():
+                n_blank += 1
                 return
             parsed = self._parse(line, line_no)
             if parsed is None:
@@ -126,7 +163,9 @@ class TextVectors(CharacterPieces):
             token_b, vec = parsed
             token = wanted.get(token_b)
             if token is None:
-                self._check_not_overlong(token_b, line_no)
+                first = wanted.get(token_b.split(b" ", 1)[0])
+                if first is not None:
+                    longer.setdefault(first, (line_no, token_b))
                 return
             if token in found:
                 n_duplicates += 1  # word2vec convention: the first occurrence wins
@@ -134,14 +173,45 @@ class TextVectors(CharacterPieces):
             found[token] = vec
 
         n_lines = self._scan(firsts, take, first_line)
-        n_rows = n_lines - (1 if self.has_header else 0)
+        if self.has_header and self.header_count != n_lines - (first_line - 1) - n_blank:
+            n_blank = self._count_blank_lines(first_line)  # recount rarer blank forms exactly
+        n_rows = n_lines - (first_line - 1) - n_blank
         self.scan.n_rows = n_rows
-        self.scan.n_found = len(found)
         if n_duplicates:
             self.scan.notes.append(f"{n_duplicates} repeated tokens: first occurrence kept")
+        if n_blank:
+            self.scan.notes.append(f"{n_blank} blank lines skipped")
         if self.has_header and self.header_count != n_rows:
-            self._bad(1, f"header says {self.header_count} rows but the file has {n_rows}")
+            self._bad(first_line - 1, f"header says {self.header_count} rows but the file has {n_rows}")
+        self._check_longer(longer, found)
+        self.scan.n_found = len(found)
         return found
+
+    def _check_longer(self, longer: dict[str, tuple[int, bytes]], found: dict) -> None:
+        """A line whose first field was wanted but whose values, read from the right with the
+        known width, leave a longer token: ``python 2.7 3 4`` at width 2 is the token
+        ``python 2.7``. That is legitimate when ``python`` has a row of its own; when it has none,
+        the line is far likelier a row with too many values, and it is reported."""
+        for token, (line_no, token_b) in longer.items():
+            if token not in found:
+                longer_token = token_b[:60].decode("utf-8", "replace")
+                self._bad(line_no, f"more than {self.dim} values ({token!r} has no row of its own, "
+                                   f"so this is not read as the token {longer_token!r})")
+
+    def _count_blank_lines(self, first_line: int) -> int:
+        """Whitespace-only lines from ``first_line`` on, counted exactly: the hot loop's set test
+        misses rare forms such as ``\\t\\t``. Run only when the row count disagrees with the header."""
+        return sum(1 for line_no, line in self._iter_lines() if line_no >= first_line and not line.strip())
+
+    def _iter_lines(self):
+        stream, raw = open_stream(self.path)
+        try:
+            with decompression_errors(self.name):
+                for line_no, line in enumerate(stream, 1):
+                    yield line_no, (line.removeprefix(BOM) if line_no == 1 else line).rstrip(b"\n")
+        finally:
+            stream.close()
+            raw.close()
 
     # -- scanning -------------------------------------------------------------------------------
     def _scan(self, firsts: set[bytes], take, first_line: int) -> int:
@@ -158,7 +228,8 @@ class TextVectors(CharacterPieces):
         with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             if hasattr(buf, "madvise"):
                 buf.madvise(mmap.MADV_SEQUENTIAL)
-            pos, n_lines, released = 0, 0, 0
+            pos = len(BOM) if buf[:len(BOM)] == BOM else 0
+            n_lines, released = 0, 0
             while pos < size:
                 stop = min(size, pos + _SEGMENT)
                 pos, n_lines = _scan_lines(buf, pos, stop, firsts, take, n_lines, first_line)
@@ -179,12 +250,15 @@ class TextVectors(CharacterPieces):
         stream, raw = open_stream(self.path)
         total = os.fstat(raw.fileno()).st_size
         bar = progress_bar(total=total, desc=self.path.name, enabled=self.progress)
-        n_lines, carry, done = 0, b"", 0
+        n_lines, carry, done, first = 0, b"", 0, True
         try:
             while True:
-                block = stream.read(_BLOCK)
+                with decompression_errors(self.name):
+                    block = stream.read(_BLOCK)
                 if not block:
                     break
+                if first:
+                    block, first = block.removeprefix(BOM), False
                 buf = carry + block if carry else block
                 pos, n_lines = _scan_lines(buf, 0, len(buf), firsts, take, n_lines, first_line)
                 carry = buf[pos:]
@@ -192,7 +266,7 @@ class TextVectors(CharacterPieces):
                 bar.update(now - done)
                 done = now
             self.scan.n_bytes = done
-            if carry.strip():
+            if carry:  # a last line without a newline (blank or not, as the mapped path counts it)
                 n_lines += 1
                 _offer(carry, n_lines, firsts, take, first_line)
         finally:
@@ -209,7 +283,7 @@ class TextVectors(CharacterPieces):
             n_values = len(line.split()) - 1
             return self._bad(line_no, f"expected a token and {self.dim} values, found {n_values} values")
         try:
-            vec = np.array(list(map(float, parts[1:])), dtype=np.float32)
+            vec = np.array(list(map(float, parts[1:])), dtype=self.dtype)
         except ValueError:
             bad = next(p for p in parts[1:] if not _is_number(p))
             return self._bad(line_no, f"not a number: {bad[:40].decode('utf-8', 'replace')!r}")
@@ -217,20 +291,8 @@ class TextVectors(CharacterPieces):
             return self._bad(line_no, "non-finite value (nan or inf)")
         return parts[0], vec
 
-    def _check_not_overlong(self, token_b: bytes, line_no: int) -> None:
-        """A line with *more* values than the width parses as a token ending in numbers; when
-        its first field was wanted that is far likelier a broken line than such a token."""
-        head, _, tail = token_b.rpartition(b" ")
-        if head and b"." in tail and _is_number(tail):
-            self._bad(line_no, f"more than {self.dim} values")
-
     def _bad(self, line_no: int, problem: str) -> None:
-        if self.on_bad_line == "error":
-            raise MalformedFileError(self.name, line_no, problem)
-        self.scan.n_skipped += 1
-        if len(self.scan.skipped_samples) < _MAX_SKIPPED_SAMPLES:
-            self.scan.skipped_samples.append(f"{self.name}:{line_no}: {problem}")
-        return None
+        return self.scan.bad_row(self.on_bad_line, self.name, line_no, problem)
 
 
 def _offer(line: bytes, line_no: int, firsts: set[bytes], take, first_line: int) -> None:

@@ -1,0 +1,36 @@
+"""Plain-text tables for the terminal, padded by display width (a CJK character takes two columns)."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Sequence
+
+
+def display_width(text: str) -> int:
+    """Terminal columns: a wide or full-width (CJK) character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int, *, right: bool = False) -> str:
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
+
+
+def format_table(rows: Sequence[Sequence[str]], align: str, *, rules_after: Sequence[int] = (0,)) -> list[str]:
+    """``rows`` (the first is the header) as lines, columns two spaces apart.
+
+    ``align`` has one letter per column, ``l`` or ``r``; a left-aligned last column is not
+    padded (no trailing spaces). A rule of ``-`` as wide as the widest line follows each row
+    index in ``rules_after`` (negative indices count from the end).
+    """
+    n = len(align)
+    widths = [max(display_width(r[i]) for r in rows) for i in range(n)]
+    lines = []
+    for r in rows:
+        cells = [pad(c, w, right=a == "r") if i < n - 1 or a == "r" else c
+                 for i, (c, w, a) in enumerate(zip(r, widths, align))]
+        lines.append("  ".join(cells))
+    rule = "-" * max(display_width(line) for line in lines)
+    for k in sorted((i % len(rows) for i in rules_after), reverse=True):
+        lines.insert(k + 1, rule)
+    return lines
