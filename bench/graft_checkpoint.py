@@ -81,7 +81,7 @@ def byte_level_tokenizer(vocab_size: int):
     symbols, every CJK character (through its lead-byte pairs), then two-character words."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    from embgraft.sources.checkpoint import byte_level_encode
+    from embgraft.hf.tokenizer import byte_level_encode
 
     vocab: dict[str, int] = {}
     merges: list[tuple[str, str]] = []
@@ -192,7 +192,7 @@ def write_graft_vocab(path: Path, ckpt: Path, *, n_exact: int = 30_000, n_compos
     """A target vocabulary: words the checkpoint has, and three-character words it does not."""
     from tokenizers import Tokenizer
 
-    from embgraft.sources.checkpoint import byte_level_decode
+    from embgraft.hf.tokenizer import byte_level_decode
     from embgraft.vocab import Vocab
 
     vocab = Tokenizer.from_file(str(ckpt / "tokenizer.json")).get_vocab()

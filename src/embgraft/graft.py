@@ -23,14 +23,21 @@ from embgraft.result import FOUND_STAGES, GraftReport, GraftResult, Provenance
 from embgraft.sources import open_source
 from embgraft.sources.base import Piece, Source
 
-# pooling name -> (pieces matrix (n_pieces, dim) -> (dim,))
-POOLINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "mean": lambda m: m.mean(axis=0),
-    "sum": lambda m: m.sum(axis=0),
-    "max": lambda m: m.max(axis=0),
-    "first": lambda m: m[0],
-    "last": lambda m: m[-1],
+# pooling name -> (pieces of many words, stacked word after word (n_pieces, dim) float32;
+# each word's first row (n_words,); its number of pieces (n_words,)) -> (n_words, dim).
+# One reduction for every composed word; sums accumulate in float64.
+POOLINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "mean": lambda m, starts, counts: np.add.reduceat(m, starts, axis=0, dtype=np.float64) / counts[:, None],
+    "sum": lambda m, starts, counts: np.add.reduceat(m, starts, axis=0, dtype=np.float64),
+    "max": lambda m, starts, counts: np.maximum.reduceat(m, starts, axis=0),
+    "first": lambda m, starts, counts: m[starts],
+    "last": lambda m, starts, counts: m[starts + counts - 1],
 }
+# composing from pieces that are parts of a character's bytes (byte-level BPE): on | off
+COMPOSE_BYTES = ("on", "off")
+# how provenance names a piece the source does not know (left out of the pooling)
+UNKNOWN_PIECE = "unknown:{}"
+_COMPOSE_CHUNK = 8192  # words pooled at once: bounds the stacked pieces' memory
 INIT_METHODS = ("normal", "uniform", "zeros", "mean")
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 
@@ -42,6 +49,7 @@ class GraftConfig:
     normalise: tuple[str, ...] = ("nfkc", "lower", "t2s")  # tried in this order; () for none
     compose: str = "mean"  # mean | sum | max | first | last | off
     compose_min_coverage: float = 1.0  # share of a word's characters its pieces must cover
+    compose_bytes: str = "on"  # on | off: compose from byte-level pieces (provenance composed:bytes)
     max_piece_chars: int = 4  # longest sub-word tried when composing from a vector file
     init: str = "normal"  # normal | uniform | zeros | mean, fitted on the rows found
     seed: int = 0
@@ -57,6 +65,8 @@ class GraftConfig:
         errors = check_rules(self.normalise)
         if self.compose != "off" and self.compose not in POOLINGS:
             errors.append(f"compose must be one of {['off', *POOLINGS]}, not {self.compose!r}")
+        if self.compose_bytes not in COMPOSE_BYTES:
+            errors.append(f"compose_bytes must be one of {list(COMPOSE_BYTES)}, not {self.compose_bytes!r}")
         if not 0.0 < self.compose_min_coverage <= 1.0:
             errors.append(f"compose_min_coverage must be in (0, 1], not {self.compose_min_coverage}")
         if self.max_piece_chars < 1:
@@ -131,8 +141,7 @@ def graft(
     keys: set[str] = set()
     for tok in vocab.tokens:
         if tok in specials:
-            if tok in config.special_map:
-                keys.add(config.special_map[tok])
+            keys.update(_special_keys(tok, config))
             continue
         forms = list(variants(tok, rules)) if rules else []
         plan[tok] = forms
@@ -156,19 +165,22 @@ def graft(
     n = len(vocab)
     rows: list[np.ndarray | None] = [None] * n
     prov: list[Provenance | None] = [None] * n
+    pad_ids = {vocab.pad_id} if getattr(vocab, "pad_id", None) is not None else set()
+    to_compose: dict[int, list[str]] = {}
     for i, tok in enumerate(vocab.tokens):
+        if i in pad_ids:
+            continue  # <pad> is all zeros whatever the sources hold (set below)
         if tok in specials:
-            src_tok = config.special_map.get(tok)
-            for src, got in zip(srcs, found):
-                if src_tok is not None and src_tok in got:
-                    rows[i], prov[i] = got[src_tok], Provenance("special", src.name, (src_tok,))
-                    break
+            rows[i], prov[i] = _special(tok, config, srcs, found) or (None, None)
             continue
         hit = _exact(tok, srcs, found) or _normalised(tok, plan[tok], srcs, found)
-        if hit is None and config.compose != "off":
-            hit = _composed(tok, compose_forms[tok], srcs, found, config)
         if hit is not None:
             rows[i], prov[i] = hit
+        elif config.compose != "off":
+            to_compose[i] = compose_forms[tok]
+    composed, unknown = _compose_all(to_compose, srcs, found, config)
+    for i, (vec, p) in composed.items():
+        rows[i], prov[i] = vec, p
 
     # -- 3. initialise what is left, matched to the statistics of what was found -----------------
     # Statistics come from rows taken as they were; a word vocabulary over a character source
@@ -185,7 +197,6 @@ def graft(
     found_mat = np.stack([rows[i] for i in found_ids])  # float32; statistics accumulate in float64
     mean, std = found_mat.mean(axis=0, dtype=np.float64), found_mat.std(axis=0, dtype=np.float64)
     rng = np.random.default_rng(config.seed)
-    pad_ids = {vocab.pad_id} if getattr(vocab, "pad_id", None) is not None else set()
     for i, tok in enumerate(vocab.tokens):
         if rows[i] is not None:
             continue
@@ -193,8 +204,9 @@ def graft(
             rows[i], prov[i] = np.zeros(src_dim, np.float32), Provenance("special", "", ("zeros",))
             continue
         vec = _init_row(config.init, mean, std, rng)
+        # a word whose pieces the source did not know says so (the unknown token's row is never used)
         prov[i] = (Provenance("special", "", (f"init:{config.init}",)) if tok in specials
-                   else Provenance(f"init:{config.init}", "", ()))
+                   else Provenance(f"init:{config.init}", "", unknown.get(i, ())))
         rows[i] = vec
     weights = np.stack(rows).astype(np.float32, copy=False)  # type: ignore[arg-type]
     del rows, found  # every row is in ``weights`` now; the per-key arrays can go
@@ -244,20 +256,67 @@ def _normalised(tok: str, forms: list[tuple[str, str]], srcs, found) -> tuple | 
     return None
 
 
-def _composed(tok: str, forms: list[str], srcs, found, config: GraftConfig) -> tuple | None:
-    pool = POOLINGS[config.compose]
-    for src, got in zip(srcs, found):
-        for form in forms:
-            pieces: list[Piece] = src.pieces(form, got)
-            if not pieces:
-                continue
-            covered = sum(p.n_chars for p in pieces)
-            if covered / max(len(form), 1) + 1e-9 < config.compose_min_coverage:
-                continue
-            vec = pool(np.stack([p.vector for p in pieces]).astype(np.float64)).astype(np.float32)
-            return vec, Provenance(f"composed:{config.compose}", src.name,
-                                   tuple(p.label for p in pieces))
+def _special_keys(tok: str, config: GraftConfig) -> list[str]:
+    """Source tokens a special may take its row from: the mapped one (``<cls>`` -> ``[CLS]``),
+    then the special as written (a BERT-style vocabulary's own ``[CLS]``)."""
+    return list(dict.fromkeys(k for k in (config.special_map.get(tok), tok) if k))
+
+
+def _special(tok: str, config: GraftConfig, srcs, found) -> tuple | None:
+    for key in _special_keys(tok, config):
+        for src, got in zip(srcs, found):
+            if key in got:
+                return got[key], Provenance("special", src.name, (key,))
     return None
+
+
+def _compose_all(pending: dict[int, list[str]], srcs: Sequence[Source], found: Sequence[dict],
+                 config: GraftConfig) -> tuple[dict[int, tuple], dict[int, tuple[str, ...]]]:
+    """Compose every row in ``pending`` (row -> forms to try, in order) at once.
+
+    Per source, the pieces of every form still pending come in one batch (``pieces_batch``
+    where the source has it: one tokenizer call, one read of the rows); the first form whose
+    known pieces cover enough of it wins. Then the chosen words are pooled in one reduction per
+    chunk of words. Returns ``{row: (vector (dim,), provenance)}`` and, for rows left over,
+    the unknown pieces that kept them out (for their provenance).
+    """
+    chosen: dict[int, tuple[Source, list[Piece]]] = {}
+    unknown: dict[int, tuple[str, ...]] = {}
+    left = dict(pending)
+    for src, got in zip(srcs, found):
+        if not left:
+            break
+        forms = list(dict.fromkeys(f for fs in left.values() for f in fs))
+        batch = getattr(src, "pieces_batch", None)
+        pieces_of = dict(zip(forms, batch(forms, got) if batch is not None else (src.pieces(f, got) for f in forms)))
+        for i, fs in list(left.items()):
+            for form in fs:
+                pieces = pieces_of[form]
+                known = [p for p in pieces if p.kind != "unknown"]
+                if len(known) < len(pieces):
+                    unknown.setdefault(i, tuple(UNKNOWN_PIECE.format(p.label) for p in pieces if p.kind == "unknown"))
+                if not known or (config.compose_bytes == "off" and any(p.kind == "bytes" for p in known)):
+                    continue
+                if sum(p.n_chars for p in known) / max(len(form), 1) + 1e-9 < config.compose_min_coverage:
+                    continue
+                chosen[i] = (src, pieces)
+                del left[i]
+                break
+    out: dict[int, tuple] = {}
+    order = list(chosen)
+    for lo in range(0, len(order), _COMPOSE_CHUNK):
+        block = order[lo:lo + _COMPOSE_CHUNK]
+        known = [[p for p in chosen[i][1] if p.kind != "unknown"] for i in block]
+        counts = np.array([len(k) for k in known], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        pooled = POOLINGS[config.compose](np.stack([p.vector for k in known for p in k]), starts, counts).astype(np.float32)
+        for i, vec, pieces in zip(block, pooled, known):
+            src, all_pieces = chosen[i]
+            # byte-level pieces of a character carry little of it: said apart in the provenance
+            method = "composed:bytes" if any(p.kind == "bytes" for p in pieces) else f"composed:{config.compose}"
+            labels = tuple(p.label if p.kind != "unknown" else UNKNOWN_PIECE.format(p.label) for p in all_pieces)
+            out[i] = vec, Provenance(method, src.name, labels)
+    return out, {i: u for i, u in unknown.items() if i not in out}
 
 
 def _init_row(method: str, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -22,13 +22,10 @@ from embgraft.cli import main  # noqa: E402
 from embgraft.graft import graft  # noqa: E402
 from embgraft.result import GraftResult  # noqa: E402
 from embgraft.sources import detect_kind, open_source  # noqa: E402
-from embgraft.sources.checkpoint import (  # noqa: E402
-    CheckpointError,
-    CheckpointSource,
-    byte_level_decode,
-    byte_level_encode,
-    choose_embedding_key,
-)
+from embgraft.errors import CheckpointError  # noqa: E402
+from embgraft.hf.tokenizer import SourceTokenizer, byte_level_decode, byte_level_encode  # noqa: E402
+from embgraft.hf.weights import choose_embedding_key, locate_embedding  # noqa: E402
+from embgraft.sources.checkpoint import CheckpointSource  # noqa: E402
 from embgraft.vocab import Vocab  # noqa: E402
 
 # -- builders ----------------------------------------------------------------------------------------
@@ -291,8 +288,6 @@ def test_unknown_layout_lists_candidates_and_tensor_key_overrides(tmp_path):
 
 
 def test_a_hub_fetch_gets_only_the_shard_with_the_embedding(tmp_path):
-    from embgraft.sources.checkpoint import locate_embedding
-
     build_bert(tmp_path / "full", max_shard_size="4KB")
     small = tmp_path / "small"  # what the first hub download holds: config, tokenizer, index
     small.mkdir()
@@ -374,8 +369,6 @@ def _pipeline(kind: str):
                                           ("metaspace", "sentencepiece"), ("replace-only", "sentencepiece"),
                                           ("plain", "plain")])
 def test_tokenizer_family_from_the_pipeline(kind, family):
-    from embgraft.sources.checkpoint import SourceTokenizer
-
     view = SourceTokenizer(_pipeline(kind), special_tokens={"unk_token": "<unk>"})
     assert view.family.name == family
     assert view.exact_id("<unk>") is None or view.exact_id("<unk>") == 0  # an added token only

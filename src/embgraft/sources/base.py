@@ -23,11 +23,18 @@ import numpy as np
 @dataclass(frozen=True)
 class Piece:
     """One piece used to compose a token: ``label`` is written to provenance; ``n_chars`` is
-    how many characters of the token it covers (the caller checks coverage with it)."""
+    how many characters of the token it covers (the caller checks coverage with it).
+
+    ``kind`` is ``row`` for an ordinary piece; ``bytes`` for a part of a character's UTF-8
+    bytes (byte-level BPE), whose row says little about the character; ``unknown`` for text
+    the source does not know, named for provenance only: its ``vector`` is None and it covers
+    nothing.
+    """
 
     label: str
-    vector: np.ndarray  # (dim,) float32
+    vector: np.ndarray | None  # (dim,) float32; None for an unknown piece
     n_chars: int
+    kind: str = "row"
 
 
 @dataclass
