@@ -257,9 +257,9 @@ def _normalised(tok: str, forms: list[tuple[str, str]], srcs, found) -> tuple | 
 
 
 def _special_keys(tok: str, config: GraftConfig) -> list[str]:
-    """Source tokens a special may take its row from: the mapped one (``<cls>`` -> ``[CLS]``),
-    then the special as written (a BERT-style vocabulary's own ``[CLS]``)."""
-    return list(dict.fromkeys(k for k in (config.special_map.get(tok), tok) if k))
+    """Source tokens a special may take its row from: the special as written (a BERT-style
+    vocabulary's own ``[CLS]``), then the one it is mapped to (``<cls>`` -> ``[CLS]``)."""
+    return list(dict.fromkeys(k for k in (tok, config.special_map.get(tok)) if k))
 
 
 def _special(tok: str, config: GraftConfig, srcs, found) -> tuple | None:

@@ -51,6 +51,9 @@ def add_graft_arguments(p: argparse.ArgumentParser) -> None:
                    help="pool absent words from their pieces (default: mean)")
     g.add_argument("--compose-min-coverage", type=float, default=1.0,
                    help="share of a word's characters its known pieces must cover (default 1.0)")
+    g.add_argument("--compose-bytes", default="on", choices=["on", "off"],
+                   help="compose from byte-level BPE pieces (GPT-2, Qwen); such rows are marked "
+                        "composed:bytes (default: on)")
     g.add_argument("--init", default="normal", choices=["normal", "uniform", "zeros", "mean"],
                    help="rows left over, fitted to the found rows' per-dimension mean/std (default: normal)")
     g.add_argument("--seed", type=int, default=0)
@@ -69,6 +72,7 @@ def graft_config_from_args(args: argparse.Namespace):
         r.strip() for r in args.normalise.split(",") if r.strip())
     return GraftConfig(
         normalise=rules, compose=args.compose, compose_min_coverage=args.compose_min_coverage,
+        compose_bytes=args.compose_bytes,
         init=args.init, seed=args.seed, scale=args.scale, centre=args.centre,
         unit_norm=args.unit_norm, dim=args.dim, dtype=args.dtype,
     )
