@@ -142,7 +142,8 @@ def _load_model(directory: Path, *, trust_remote_code: bool):
         cls = getattr(transformers, name)
     kwargs = {"trust_remote_code": True} if trust_remote_code else {}
     try:
-        # dtype="auto": a bf16 checkpoint stays bf16 rather than doubling in size
+        # dtype="auto": a bf16 checkpoint stays bf16 rather than doubling in size (dtype= needs
+        # transformers >= 4.56, the minimum the hf extra declares; older releases call it torch_dtype)
         return cls.from_pretrained(str(directory), dtype="auto", **kwargs)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{directory}: cannot load the model ({exc})") from None

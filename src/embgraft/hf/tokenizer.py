@@ -186,6 +186,7 @@ class SourceTokenizer:
         self.roles = {r: t for r, t in roles.items() if t in self.vocab}
         self.unk_id: int | None = self.vocab.get(self.roles["unk_token"]) if "unk_token" in self.roles else None
         self.notes = _pipeline_notes(spec)
+        self._tokens_by_id: list[str] | None = None
 
     # -- loading ----------------------------------------------------------------------------------
     @classmethod
@@ -254,7 +255,19 @@ class SourceTokenizer:
         to be used as rows); WordPiece continuations of CJK characters (``##京``) are replaced by
         the characters' standalone rows; partial-character byte pieces are marked ``bytes``."""
         encodings = self.encoder.encode_batch(list(surfaces), add_special_tokens=False)
-        return [self._refs(s, enc.ids, enc.tokens, enc.offsets) for s, enc in zip(surfaces, encodings)]
+        tokens = self._id_to_token
+        # tokens by id from a list: asking each encoding for its token strings costs more
+        return [self._refs(s, ids, [tokens[i] for i in ids], enc.offsets)
+                for s, enc in zip(surfaces, encodings) for ids in (enc.ids,)]
+
+    @property
+    def _id_to_token(self) -> list[str]:
+        if self._tokens_by_id is None:
+            by_id = [""] * (max(self.vocab.values(), default=-1) + 1)
+            for tok, i in self.vocab.items():
+                by_id[i] = tok
+            self._tokens_by_id = by_id
+        return self._tokens_by_id
 
     def _refs(self, surface: str, ids: list[int], tokens: list[str], offsets) -> list[PieceRef]:
         covered = [False] * len(surface)
