@@ -59,6 +59,7 @@ class ExtendReport:
     added: list[AddedRow]
     skipped: list[tuple[str, str]]  # (token, why it was not added)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the tokenizer does to text before splitting it
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -81,6 +82,7 @@ class ExtendReport:
                      f"embedding rows {self.rows_before:,} -> {self.rows_after:,}"
                      + (f" (multiple of {self.pad_to_multiple_of})" if self.pad_to_multiple_of else "")
                      + f"; output head {self.output_head}")
+        lines += [f"note: {n}" for n in self.notes]
         if self.skipped:
             sample = "; ".join(f"{t} ({why})" for t, why in self.skipped[:10])
             lines.append(f"skipped {len(self.skipped)}: {sample}" + (" ..." if len(self.skipped) > 10 else ""))
@@ -289,7 +291,7 @@ def extend(
     report = ExtendReport(model=str(model), out=str(out), n_tokens_before=n_tokens_before,
                           n_tokens_after=n_tokens_after, rows_before=rows_before, rows_after=rows_after,
                           pad_to_multiple_of=pad_to_multiple_of, output_head=output_head, added=added,
-                          skipped=skipped)
+                          skipped=skipped, notes=list(view.notes))
     with atomic_dir(out, force=force) as tmp:
         net.save_pretrained(tmp)
         tok.save_pretrained(tmp)

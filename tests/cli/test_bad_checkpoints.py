@@ -3,7 +3,6 @@ and no output directory left behind (issue 8)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,47 +14,36 @@ pytest.importorskip("transformers")
 from embgraft.cli import main  # noqa: E402
 
 
-def _builders():
-    path = Path(__file__).parents[1] / "sources" / "test_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("_checkpoint_builders", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ck = _builders()
-
-
 def _truncate(path: Path, keep: float = 0.5) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
 
 
-def truncated_safetensors(d: Path) -> Path:
+def truncated_safetensors(d: Path, ck) -> Path:
     ck.build_bert(d)
     _truncate(d / "model.safetensors")
     return d / "model.safetensors"
 
 
-def truncated_bin(d: Path) -> Path:
+def truncated_bin(d: Path, ck) -> Path:
     ck.build_bert(d, fmt="bin")
     _truncate(d / "pytorch_model.bin")
     return d / "pytorch_model.bin"
 
 
-def missing_config(d: Path) -> Path:
+def missing_config(d: Path, ck) -> Path:
     ck.build_bert(d)
     (d / "config.json").unlink()
     return d / "config.json"
 
 
-def broken_config(d: Path) -> Path:
+def broken_config(d: Path, ck) -> Path:
     ck.build_bert(d)
     (d / "config.json").write_text('{"model_type": "bert",\n  oops}', encoding="utf-8")
     return d / "config.json"
 
 
-def unknown_model_type(d: Path) -> Path:
+def unknown_model_type(d: Path, ck) -> Path:
     """A model type the key table lacks, and no tensor under a name any known type uses."""
     from safetensors.torch import load_file, save_file
 
@@ -68,13 +56,13 @@ def unknown_model_type(d: Path) -> Path:
     return d / "model.safetensors"
 
 
-def no_weights(d: Path) -> Path:
+def no_weights(d: Path, ck) -> Path:
     ck.build_bert(d)
     (d / "model.safetensors").unlink()
     return d
 
 
-def broken_tokenizer(d: Path) -> Path:
+def broken_tokenizer(d: Path, ck) -> Path:
     ck.build_bert(d)
     _truncate(d / "tokenizer.json")
     return d / "tokenizer.json"
@@ -85,9 +73,9 @@ CASES = [truncated_safetensors, truncated_bin, missing_config, broken_config, un
 
 
 @pytest.mark.parametrize("make", CASES, ids=[f.__name__ for f in CASES])
-def test_a_bad_checkpoint_is_one_line_naming_the_file(tmp_path, capsys, make):
+def test_a_bad_checkpoint_is_one_line_naming_the_file(tmp_path, capsys, make, ck):
     ckpt = tmp_path / "ckpt"
-    named = make(ckpt)
+    named = make(ckpt, ck)
     corpus = tmp_path / "c.txt"
     corpus.write_text("北京大学的学生\n", encoding="utf-8")
     out = tmp_path / "out"

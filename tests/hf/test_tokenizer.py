@@ -3,9 +3,7 @@ ships with, unknown pieces named, byte pieces marked."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,20 +14,8 @@ tokenizers = pytest.importorskip("tokenizers")
 from embgraft.hf.tokenizer import SourceTokenizer  # noqa: E402
 
 
-def _builders():
-    # the tiny-checkpoint builders live with the checkpoint-source tests; one copy, loaded by path
-    path = Path(__file__).parents[1] / "sources" / "test_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("_checkpoint_builders", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ck = _builders()
-
-
 @pytest.fixture(scope="module", params=["bert", "gpt2", "llama"])
-def checkpoint(request, tmp_path_factory):
+def checkpoint(request, tmp_path_factory, ck):
     """(kind, directory, transformers tokenizer, view without padding, view of the same
     checkpoint with padding and truncation at 4 switched on)."""
     path = tmp_path_factory.mktemp(request.param)
@@ -72,7 +58,7 @@ def test_batch_pieces_equal_one_at_a_time(checkpoint):
     assert padded.pieces_batch(words) == [plain.pieces(w) for w in words]
 
 
-def test_unknown_pieces_are_named_and_cover_nothing(tmp_path):
+def test_unknown_pieces_are_named_and_cover_nothing(tmp_path, ck):
     ck.build_bert(tmp_path)
     view = SourceTokenizer.from_dir(tmp_path)
     refs = view.pieces("猫北")
@@ -80,7 +66,7 @@ def test_unknown_pieces_are_named_and_cover_nothing(tmp_path):
     assert refs[0].id == view.unk_id
 
 
-def test_byte_pieces_are_marked(tmp_path):
+def test_byte_pieces_are_marked(tmp_path, ck):
     ck.build_gpt2(tmp_path)
     view = SourceTokenizer.from_dir(tmp_path)
     cat = view.pieces("猫")  # never seen in training: three byte symbols

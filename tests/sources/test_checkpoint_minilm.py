@@ -77,3 +77,5 @@ def test_extend_rows_are_the_mean_of_their_pieces(minilm, tmp_path):
         expected = table[added.piece_ids].astype(np.float64).mean(axis=0).astype(np.float32)
         assert np.array_equal(new[new_tok.convert_tokens_to_ids(added.token)], expected), added
     assert [a.token for a in report.added] == words
+    assert any("padding/truncation are switched off" in n for n in report.notes)
+    assert any("lower-cases and strips accents" in n for n in report.notes)  # BERT-uncased, recorded

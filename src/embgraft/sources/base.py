@@ -9,7 +9,9 @@ table. The graft asks it three things, in this order:
 2. ``lookup(keys)`` -- one pass; returns ``{key: vector}`` for the keys the source has, exactly
    (no normalisation: that is the graft's job). Vectors are float32 of shape ``(dim,)``.
 3. ``pieces(token, found)`` -- the pieces to compose an absent token from, as ``Piece`` records
-   (label for provenance, vector), or ``[]`` when it cannot be composed.
+   (label for provenance, vector), or ``[]`` when it cannot be composed. A source may also have
+   ``pieces_batch(tokens, found) -> list[list[Piece]]``, the same for many tokens at once (one
+   tokenizer call, one read of the rows); the graft uses it when it is there.
 """
 
 from __future__ import annotations
