@@ -291,13 +291,14 @@ def _compose_all(pending: dict[int, list[str]], srcs: Sequence[Source], found: S
             break
         forms = list(dict.fromkeys(f for fs in left.values() for f in fs))
         batch = getattr(src, "pieces_batch", None)
-        pieces_of = dict(zip(forms, batch(forms, got) if batch is not None else (src.pieces(f, got) for f in forms)))
+        batches = batch(forms, got) if batch is not None else [src.pieces(f, got) for f in forms]
+        pieces_of = dict(zip(forms, batches))
         for i, fs in list(left.items()):
             for form in fs:
                 pieces = pieces_of[form]
                 known = [p for p in pieces if p.kind != "unknown"]
-                if len(known) < len(pieces):
-                    unknown.setdefault(i, tuple(UNKNOWN_PIECE.format(p.label) for p in pieces if p.kind == "unknown"))
+                if len(known) < len(pieces):  # remembered for the init provenance, should nothing else work
+                    unknown.setdefault(i, tuple(_label(p) for p in pieces if p.kind == "unknown"))
                 if not known or (config.compose_bytes == "off" and any(p.kind == "bytes" for p in known)):
                     continue
                 if sum(p.n_chars for p in known) / max(len(form), 1) + 1e-9 < config.compose_min_coverage:
@@ -312,14 +313,19 @@ def _compose_all(pending: dict[int, list[str]], srcs: Sequence[Source], found: S
         known = [[p for p in chosen[i][1] if p.kind != "unknown"] for i in block]
         counts = np.array([len(k) for k in known], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        pooled = POOLINGS[config.compose](np.stack([p.vector for k in known for p in k]), starts, counts).astype(np.float32)
+        stacked = np.stack([p.vector for k in known for p in k])  # (n_pieces, dim)
+        pooled = POOLINGS[config.compose](stacked, starts, counts).astype(np.float32)
         for i, vec, pieces in zip(block, pooled, known):
             src, all_pieces = chosen[i]
             # byte-level pieces of a character carry little of it: said apart in the provenance
             method = "composed:bytes" if any(p.kind == "bytes" for p in pieces) else f"composed:{config.compose}"
-            labels = tuple(p.label if p.kind != "unknown" else UNKNOWN_PIECE.format(p.label) for p in all_pieces)
-            out[i] = vec, Provenance(method, src.name, labels)
+            out[i] = vec, Provenance(method, src.name, tuple(_label(p) for p in all_pieces))
     return out, {i: u for i, u in unknown.items() if i not in out}
+
+
+def _label(piece: Piece) -> str:
+    """A piece as provenance names it: an unknown one says so (its row was never used)."""
+    return UNKNOWN_PIECE.format(piece.label) if piece.kind == "unknown" else piece.label
 
 
 def _init_rows(method: str, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:

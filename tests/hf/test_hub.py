@@ -27,3 +27,10 @@ def test_a_path_object_is_never_a_hub_id(tmp_path):
     from pathlib import Path
 
     assert not looks_like_hub_id(Path("bert-base-chinese")) and not looks_like_hub_id("")
+
+
+@pytest.mark.parametrize("spec", ["vectors.txt", "sgns.wiki.word.bz2", "cc.zh.300.vec.gz", "w2v.bin", "emb.npy"])
+def test_a_missing_vector_file_is_not_looked_up_on_the_hub(spec):
+    assert looks_like_hub_id(spec)  # spelt like one, but named as a vector file
+    with pytest.raises(FileNotFoundError, match=f"no such file: {spec}"):
+        detect_kind(spec)

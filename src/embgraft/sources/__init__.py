@@ -14,7 +14,7 @@ from typing import Any
 
 from embgraft.errors import ConfigError
 from embgraft.hf.hub import looks_like_hub_id
-from embgraft.sources._io import stem_suffix
+from embgraft.sources._io import compression_of, stem_suffix
 from embgraft.sources.base import Piece, ScanStats, Source
 
 # kind -> (module, class, fixed keyword arguments)
@@ -45,6 +45,9 @@ def detect_kind(spec: str | os.PathLike) -> str:
         return "checkpoint"
     if path.is_file():
         return SUFFIX_KINDS.get(stem_suffix(path), "text")
+    if stem_suffix(path) in SUFFIX_KINDS or compression_of(path):
+        # named as a vector file: a typo in a path, not a hub lookup that would fail more slowly
+        raise FileNotFoundError(f"no such file: {spec}")
     if looks_like_hub_id(spec):
         return "checkpoint"  # "name" or "owner/name": a hub id
     raise FileNotFoundError(f"no such file or directory, and not a hub id: {spec}")
