@@ -187,6 +187,7 @@ class SourceTokenizer:
         self.unk_id: int | None = self.vocab.get(self.roles["unk_token"]) if "unk_token" in self.roles else None
         self.notes = _pipeline_notes(spec)
         self._tokens_by_id: list[str] | None = None
+        self._entries: dict[int, tuple[str, str]] = {}
 
     # -- loading ----------------------------------------------------------------------------------
     @classmethod
@@ -300,11 +301,20 @@ class SourceTokenizer:
                         else:  # when the normaliser changed the length, the first character takes the span
                             add(ch, cid, *span, "row")
                     continue
-            text = self.piece_text(tok)
-            if not text.strip():
-                continue  # a bare "▁" or "Ġ": a word boundary, no content of the token
-            add(self.label(tok), tid, start, end, "bytes" if self._is_partial(tok, text) else "row")
+            label, kind = self._entry(tid, tok)
+            if kind:  # else a bare "▁" or "Ġ": a word boundary, no content of the token
+                add(label, tid, start, end, kind)
         return out
+
+    def _entry(self, tid: int, tok: str) -> tuple[str, str]:
+        """(label, kind) of a vocabulary entry as a piece, kind "" for a bare word boundary;
+        worked out once per entry (decoding byte-level symbols is the costly part)."""
+        hit = self._entries.get(tid)
+        if hit is None:
+            text = self.piece_text(tok)
+            kind = "" if not text.strip() else "bytes" if self._is_partial(tok, text) else "row"
+            hit = self._entries[tid] = (self.label(tok), kind)
+        return hit
 
     def _is_partial(self, tok: str, text: str) -> bool:
         """A piece holding only part of a character's UTF-8 bytes."""
