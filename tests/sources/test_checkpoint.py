@@ -666,3 +666,25 @@ def test_rows_come_in_the_requested_dtype(tmp_path, stored, fmt):
             assert got[ch].dtype == numpy_dtype and np.array_equal(got[ch], want[i]), (dtype, ch)
         full = src.read_table()
         assert full.dtype == numpy_dtype and np.array_equal(full, want)
+
+
+def test_composition_is_one_tokenizer_call_and_one_read(bert):
+    path, model, tok = bert
+    src = open_source(path, progress=False)
+    calls = {"encode_batch": 0, "encode": 0, "rows": 0}
+    encoder, read = src.tokenizer.encoder, src.table.rows
+
+    class Counting:  # the Rust tokenizer takes no new attributes: count through a proxy
+        def __getattr__(self, name):
+            if name in calls:
+                calls[name] += 1
+            return getattr(encoder, name)
+
+    src.tokenizer.encoder = Counting()
+    src.table.rows = lambda ids: (calls.__setitem__("rows", calls["rows"] + 1), read(ids))[1]
+    words = ["北京", "大学生", "中国人民", "公园", "天气很", "猫北"]
+    vocab = Vocab.from_tokens(words + ["北"])
+    result = graft(vocab, src, normalise=(), progress=False)
+    assert sum(p.stage == "composed" for p in result.provenance) == 5
+    # one read for the exact rows, one for every composed word's pieces
+    assert calls == {"encode_batch": 1, "encode": 0, "rows": 2}
