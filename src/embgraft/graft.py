@@ -297,8 +297,8 @@ def _compose_all(pending: dict[int, list[str]], srcs: Sequence[Source], found: S
             for form in fs:
                 pieces = pieces_of[form]
                 known = [p for p in pieces if p.kind != "unknown"]
-                if len(known) < len(pieces):  # remembered for the init provenance, should nothing else work
-                    unknown.setdefault(i, tuple(_label(p) for p in pieces if p.kind == "unknown"))
+                if len(known) < len(pieces) and i not in unknown:  # for the init provenance, should nothing work
+                    unknown[i] = tuple(_label(p) for p in pieces if p.kind == "unknown")
                 if not known or (config.compose_bytes == "off" and any(p.kind == "bytes" for p in known)):
                     continue
                 if sum(p.n_chars for p in known) / max(len(form), 1) + 1e-9 < config.compose_min_coverage:
