@@ -43,6 +43,12 @@ def broken_config(d: Path, ck) -> Path:
     return d / "config.json"
 
 
+def config_not_an_object(d: Path, ck) -> Path:
+    ck.build_bert(d)
+    (d / "config.json").write_text('["bert"]', encoding="utf-8")
+    return d / "config.json"
+
+
 def unknown_model_type(d: Path, ck) -> Path:
     """A model type the key table lacks, and no tensor under a name any known type uses."""
     from safetensors.torch import load_file, save_file
@@ -68,8 +74,8 @@ def broken_tokenizer(d: Path, ck) -> Path:
     return d / "tokenizer.json"
 
 
-CASES = [truncated_safetensors, truncated_bin, missing_config, broken_config, unknown_model_type, no_weights,
-         broken_tokenizer]
+CASES = [truncated_safetensors, truncated_bin, missing_config, broken_config, config_not_an_object, unknown_model_type,
+         no_weights, broken_tokenizer]
 
 
 @pytest.mark.parametrize("make", CASES, ids=[f.__name__ for f in CASES])

@@ -19,10 +19,13 @@ from embgraft.errors import MalformedFileError
 
 
 def read_json(path: Path) -> dict:
-    """A JSON file of a checkpoint; a syntax error names the file and line."""
+    """A JSON object from a checkpoint's file; a syntax error names the file and line."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise MalformedFileError(path, exc.lineno, exc.msg) from None
     except UnicodeDecodeError as exc:
         raise MalformedFileError(path, None, f"not UTF-8 text ({exc.reason})") from None
+    if not isinstance(data, dict):  # config, index and tokenizer settings are all objects
+        raise MalformedFileError(path, None, f"expected a JSON object, found {type(data).__name__}")
+    return data
