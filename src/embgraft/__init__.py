@@ -32,7 +32,7 @@ _EXPORTS = {
     "ConfigError": "embgraft.errors",
     "MalformedFileError": "embgraft.errors",
     "OutputExistsError": "embgraft.errors",
-    "CheckpointError": "embgraft.sources.checkpoint",
+    "CheckpointError": "embgraft.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from embgraft.result import GraftReport, GraftResult, Provenance
     from embgraft.sources import open_source
     from embgraft.sources.base import Source
-    from embgraft.sources.checkpoint import CheckpointError
+    from embgraft.errors import CheckpointError
     from embgraft.vocab import Vocab
 
 

@@ -24,3 +24,7 @@ class MalformedFileError(EmbgraftError, ValueError):
 
 class OutputExistsError(EmbgraftError, FileExistsError):
     """An output that already exists and would be overwritten without --force."""
+
+
+class CheckpointError(EmbgraftError):
+    """A checkpoint that cannot be read: missing files, unknown layout, no such hub repository."""

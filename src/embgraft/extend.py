@@ -2,8 +2,9 @@
 
 Each new token's input row (and output row, where the head is not tied to the input) starts as
 the mean of the rows of the pieces the *old* tokenizer split it into -- for a Chinese word in
-BERT-Chinese, its characters' standalone rows (see :class:`SourceTokenizer.pieces`). A token
-with no usable piece (every piece ``[UNK]``) starts as the mean of all old rows. Rows added only
+BERT-Chinese, its characters' standalone rows (see :class:`SourceTokenizer.pieces`). Text the old
+tokenizer only knows as its unknown token gives no piece (the report lists it); a token with no
+usable piece (every piece ``[UNK]``) starts as the mean of all old rows. Rows added only
 to reach ``pad_to_multiple_of`` get the same mean. The result is an ordinary checkpoint that
 ``AutoTokenizer``/``AutoModel`` load as usual, plus ``extend_report.json``.
 """
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from embgraft._fs import atomic_dir, check_writable
-from embgraft.errors import ConfigError, MalformedFileError
+from embgraft.errors import CheckpointError, ConfigError, MalformedFileError
 from embgraft.table import format_table
-from embgraft.sources.checkpoint import CheckpointError, HubFiles, SourceTokenizer, looks_like_hub_id
+from embgraft.hf.hub import HubFiles, looks_like_hub_id
+from embgraft.hf.tokenizer import SourceTokenizer
 
 REPORT_FILE = "extend_report.json"
 METHODS = ("mean-of-pieces", "mean-of-all")
@@ -41,6 +43,7 @@ class AddedRow:
     pieces: list[str] = field(default_factory=list)  # readable labels, as in graft provenance
     piece_ids: list[int] = field(default_factory=list)
     count: int | None = None  # corpus frequency, when chosen from a corpus
+    unknown: list[str] = field(default_factory=list)  # text the old tokenizer only knew as its unknown token
 
 
 @dataclass
@@ -56,6 +59,7 @@ class ExtendReport:
     added: list[AddedRow]
     skipped: list[tuple[str, str]]  # (token, why it was not added)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the tokenizer does to text before splitting it
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -66,7 +70,8 @@ class ExtendReport:
     def table(self) -> str:
         """What the CLI prints: one line per added token, then the totals."""
         rows = [("token", "id", "method", "pieces")]
-        rows += [(a.token, str(a.id), a.method, " ".join(a.pieces) or "-") for a in self.added]
+        rows += [(a.token, str(a.id), a.method, " ".join(a.pieces + [f"({u}: unknown)" for u in a.unknown]) or "-")
+                 for a in self.added]
         lines = format_table(rows, "lrll")
         by = self.to_dict()["methods"]
         lines.append(f"added {len(self.added)} tokens ({', '.join(f'{n} {m}' for m, n in by.items())}); "
@@ -74,6 +79,7 @@ class ExtendReport:
                      f"embedding rows {self.rows_before:,} -> {self.rows_after:,}"
                      + (f" (multiple of {self.pad_to_multiple_of})" if self.pad_to_multiple_of else "")
                      + f"; output head {self.output_head}")
+        lines += [f"note: {n}" for n in self.notes]
         if self.skipped:
             sample = "; ".join(f"{t} ({why})" for t, why in self.skipped[:10])
             lines.append(f"skipped {len(self.skipped)}: {sample}" + (" ..." if len(self.skipped) > 10 else ""))
@@ -95,9 +101,9 @@ def resolve_model_dir(spec: str | os.PathLike, *, revision: str | None = None,
     path = Path(spec)
     if path.is_dir():
         return path
-    if not (isinstance(spec, str) and looks_like_hub_id(spec)):
+    if not looks_like_hub_id(spec):
         raise FileNotFoundError(f"no model directory {spec}, and not a hub id")
-    hub = HubFiles(spec, revision=revision)
+    hub = HubFiles(str(spec), revision=revision)
     patterns = HUB_MODEL_FILES + (("*.py",) if trust_remote_code else ())
     folder = hub.snapshot(patterns)
     if not any(folder.glob("*.safetensors")):
@@ -125,7 +131,8 @@ def _load_model(directory: Path, *, trust_remote_code: bool):
         cls = getattr(transformers, name)
     kwargs = {"trust_remote_code": True} if trust_remote_code else {}
     try:
-        # dtype="auto": a bf16 checkpoint stays bf16 rather than doubling in size
+        # dtype="auto": a bf16 checkpoint stays bf16 rather than doubling in size (dtype= needs
+        # transformers >= 4.56, the minimum the hf extra declares; older releases call it torch_dtype)
         return cls.from_pretrained(str(directory), dtype="auto", **kwargs)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{directory}: cannot load the model ({exc})") from None
@@ -147,7 +154,7 @@ def _choose(view: SourceTokenizer, candidates: Iterable[tuple[str, int | None]],
         elif token in view.vocab or view.exact_id(token) is not None:
             skipped.append((token, "already in the vocabulary"))
         else:
-            ids = view.backend.encode(token, add_special_tokens=False).ids
+            ids = view.encode_ids(token)
             if len(ids) == 1 and ids[0] != view.unk_id:
                 skipped.append((token, "already a single token"))
             else:
@@ -220,8 +227,9 @@ def extend(
         sample = "; ".join(f"{t} ({why})" for t, why in skipped[:5])
         raise ConfigError(f"nothing to add: {len(skipped)} candidate(s), none split by the tokenizer"
                           + (f", e.g. {sample}" if sample else ""))
-    # pieces come from the tokenizer as it was: afterwards it would return the new token itself
-    pieces = {t: view.pieces(t) for t, _ in chosen}
+    # pieces come from the tokenizer as it was (afterwards it would return the new token itself),
+    # through a copy without padding or truncation: the saved tokenizer keeps its own settings
+    pieces = dict(zip((t for t, _ in chosen), view.pieces_batch([t for t, _ in chosen])))
     n_tokens_before = len(tok)
 
     net = _load_model(directory, trust_remote_code=trust_remote_code)
@@ -252,12 +260,13 @@ def extend(
         biases = [b for b in biases if b is not None and b.shape[0] == rows_after]
         means = [_mean_rows(w, n_real) for w in tables + biases]
         for (token, count), tid in zip(chosen, new_ids):
-            refs = [r for r in pieces[token] if r.id < rows_before]
+            refs = [r for r in pieces[token] if r.kind != "unknown" and r.id < rows_before]
             ids = [r.id for r in refs]
             for w, mean in zip(tables + biases, means):
                 w[tid] = (w[ids].double().mean(dim=0) if ids else mean).to(w.dtype)
             added.append(AddedRow(token=token, id=int(tid), method="mean-of-pieces" if ids else "mean-of-all",
-                                  pieces=[r.label for r in refs], piece_ids=ids, count=count))
+                                  pieces=[r.label for r in refs], piece_ids=ids, count=count,
+                                  unknown=[r.label for r in pieces[token] if r.kind == "unknown"]))
         taken = set(new_ids)
         for i in range(rows_before, rows_after):
             if i not in taken:  # padding rows for pad_to_multiple_of: harmless, never-seen means
@@ -269,7 +278,7 @@ def extend(
     report = ExtendReport(model=str(model), out=str(out), n_tokens_before=n_tokens_before,
                           n_tokens_after=n_tokens_after, rows_before=rows_before, rows_after=rows_after,
                           pad_to_multiple_of=pad_to_multiple_of, output_head=output_head, added=added,
-                          skipped=skipped)
+                          skipped=skipped, notes=list(view.notes))
     with atomic_dir(out, force=force) as tmp:
         net.save_pretrained(tmp)
         tok.save_pretrained(tmp)

@@ -23,14 +23,21 @@ from embgraft.result import FOUND_STAGES, GraftReport, GraftResult, Provenance
 from embgraft.sources import open_source
 from embgraft.sources.base import Piece, Source
 
-# pooling name -> (pieces matrix (n_pieces, dim) -> (dim,))
-POOLINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "mean": lambda m: m.mean(axis=0),
-    "sum": lambda m: m.sum(axis=0),
-    "max": lambda m: m.max(axis=0),
-    "first": lambda m: m[0],
-    "last": lambda m: m[-1],
+# pooling name -> (pieces of many words, stacked word after word (n_pieces, dim) float32;
+# each word's first row (n_words,); its number of pieces (n_words,)) -> (n_words, dim).
+# One reduction for every composed word; sums accumulate in float64.
+POOLINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "mean": lambda m, starts, counts: np.add.reduceat(m, starts, axis=0, dtype=np.float64) / counts[:, None],
+    "sum": lambda m, starts, counts: np.add.reduceat(m, starts, axis=0, dtype=np.float64),
+    "max": lambda m, starts, counts: np.maximum.reduceat(m, starts, axis=0),
+    "first": lambda m, starts, counts: m[starts],
+    "last": lambda m, starts, counts: m[starts + counts - 1],
 }
+# composing from pieces that are parts of a character's bytes (byte-level BPE): on | off
+COMPOSE_BYTES = ("on", "off")
+# how provenance names a piece the source does not know (left out of the pooling)
+UNKNOWN_PIECE = "unknown:{}"
+_COMPOSE_CHUNK = 8192  # words pooled at once: bounds the stacked pieces' memory
 INIT_METHODS = ("normal", "uniform", "zeros", "mean")
 # result dtype -> the dtype rows are read and computed in (float16/bfloat16 are rounded once, last)
 DTYPES = {"float32": "float32", "float16": "float32", "bfloat16": "float32", "float64": "float64"}
@@ -43,6 +50,7 @@ class GraftConfig:
     normalise: tuple[str, ...] = ("nfkc", "lower", "t2s")  # tried in this order; () for none
     compose: str = "mean"  # mean | sum | max | first | last | off
     compose_min_coverage: float = 1.0  # share of a word's characters its pieces must cover
+    compose_bytes: str = "on"  # on | off: compose from byte-level pieces (provenance composed:bytes)
     max_piece_chars: int = 4  # longest sub-word tried when composing from a vector file
     init: str = "normal"  # normal | uniform | zeros | mean, fitted on the rows found
     seed: int = 0
@@ -58,6 +66,8 @@ class GraftConfig:
         errors = check_rules(self.normalise)
         if self.compose != "off" and self.compose not in POOLINGS:
             errors.append(f"compose must be one of {['off', *POOLINGS]}, not {self.compose!r}")
+        if self.compose_bytes not in COMPOSE_BYTES:
+            errors.append(f"compose_bytes must be one of {list(COMPOSE_BYTES)}, not {self.compose_bytes!r}")
         if not 0.0 < self.compose_min_coverage <= 1.0:
             errors.append(f"compose_min_coverage must be in (0, 1], not {self.compose_min_coverage}")
         if self.max_piece_chars < 1:
@@ -133,8 +143,7 @@ def graft(
     keys: set[str] = set()
     for tok in vocab.tokens:
         if tok in specials:
-            if tok in config.special_map:
-                keys.add(config.special_map[tok])
+            keys.update(_special_keys(tok, config))
             continue
         forms = list(variants(tok, rules)) if rules else []
         plan[tok] = forms
@@ -161,19 +170,22 @@ def graft(
     n = len(vocab)
     rows: list[np.ndarray | None] = [None] * n
     prov: list[Provenance | None] = [None] * n
+    pad_ids = {vocab.pad_id} if getattr(vocab, "pad_id", None) is not None else set()
+    to_compose: dict[int, list[str]] = {}
     for i, tok in enumerate(vocab.tokens):
+        if i in pad_ids:
+            continue  # <pad> is all zeros whatever the sources hold (set below)
         if tok in specials:
-            src_tok = config.special_map.get(tok)
-            for src, got in zip(srcs, found):
-                if src_tok is not None and src_tok in got:
-                    rows[i], prov[i] = got[src_tok], Provenance("special", src.name, (src_tok,))
-                    break
+            rows[i], prov[i] = _special(tok, config, srcs, found) or (None, None)
             continue
         hit = _exact(tok, srcs, found) or _normalised(tok, plan[tok], srcs, found)
-        if hit is None and config.compose != "off":
-            hit = _composed(tok, compose_forms[tok], srcs, found, config)
         if hit is not None:
             rows[i], prov[i] = hit
+        elif config.compose != "off":
+            to_compose[i] = compose_forms[tok]
+    composed, unknown = _compose_all(to_compose, srcs, found, config)
+    for i, (vec, p) in composed.items():
+        rows[i], prov[i] = vec, p
 
     # -- 3. initialise what is left, matched to the statistics of what was found -----------------
     # Statistics come from rows taken as they were; a word vocabulary over a character source
@@ -191,16 +203,19 @@ def graft(
     found_mat = np.stack([rows[i] for i in found_ids])  # statistics accumulate in float64
     mean, std = found_mat.mean(axis=0, dtype=np.float64), found_mat.std(axis=0, dtype=np.float64)
     rng = np.random.default_rng(config.seed)
-    pad_ids = {vocab.pad_id} if getattr(vocab, "pad_id", None) is not None else set()
+    # one draw for every row left, in row order: the same values as one draw per row, 20x faster
+    drawn = iter(_init_rows(config.init, mean, std, rng,
+                            sum(1 for i in range(n) if rows[i] is None and i not in pad_ids), dtype=work))
     for i, tok in enumerate(vocab.tokens):
         if rows[i] is not None:
             continue
         if i in pad_ids:
             rows[i], prov[i] = np.zeros(src_dim, work), Provenance("special", "", ("zeros",))
             continue
-        vec = _init_row(config.init, mean, std, rng).astype(work, copy=False)
+        vec = next(drawn)
+        # a word whose pieces the source did not know says so (the unknown token's row is never used)
         prov[i] = (Provenance("special", "", (f"init:{config.init}",)) if tok in specials
-                   else Provenance(f"init:{config.init}", "", ()))
+                   else Provenance(f"init:{config.init}", "", unknown.get(i, ())))
         rows[i] = vec
     weights = np.empty((n, src_dim), work)  # filled row by row: no stacked temporary
     for i, vec in enumerate(rows):
@@ -253,32 +268,88 @@ def _normalised(tok: str, forms: list[tuple[str, str]], srcs, found) -> tuple | 
     return None
 
 
-def _composed(tok: str, forms: list[str], srcs, found, config: GraftConfig) -> tuple | None:
-    pool = POOLINGS[config.compose]
-    for src, got in zip(srcs, found):
-        for form in forms:
-            pieces: list[Piece] = src.pieces(form, got)
-            if not pieces:
-                continue
-            covered = sum(p.n_chars for p in pieces)
-            if covered / max(len(form), 1) + 1e-9 < config.compose_min_coverage:
-                continue
-            vec = pool(np.stack([p.vector for p in pieces]).astype(np.float64))
-            return vec, Provenance(f"composed:{config.compose}", src.name,
-                                   tuple(p.label for p in pieces))
+def _special_keys(tok: str, config: GraftConfig) -> list[str]:
+    """Source tokens a special may take its row from: the special as written (a BERT-style
+    vocabulary's own ``[CLS]``), then the one it is mapped to (``<cls>`` -> ``[CLS]``)."""
+    return list(dict.fromkeys(k for k in (tok, config.special_map.get(tok)) if k))
+
+
+def _special(tok: str, config: GraftConfig, srcs, found) -> tuple | None:
+    for key in _special_keys(tok, config):
+        for src, got in zip(srcs, found):
+            if key in got:
+                return got[key], Provenance("special", src.name, (key,))
     return None
 
 
-def _init_row(method: str, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One float64 row; the caller casts it to the working dtype."""
+def _compose_all(pending: dict[int, list[str]], srcs: Sequence[Source], found: Sequence[dict],
+                 config: GraftConfig) -> tuple[dict[int, tuple], dict[int, tuple[str, ...]]]:
+    work = np.dtype(DTYPES[config.dtype])
+    """Compose every row in ``pending`` (row -> forms to try, in order) at once.
+
+    Per source, the pieces of every form still pending come in one batch (``pieces_batch``
+    where the source has it: one tokenizer call, one read of the rows); the first form whose
+    known pieces cover enough of it wins. Then the chosen words are pooled in one reduction per
+    chunk of words. Returns ``{row: (vector (dim,), provenance)}`` and, for rows left over,
+    the unknown pieces that kept them out (for their provenance).
+    """
+    chosen: dict[int, tuple[Source, list[Piece]]] = {}
+    unknown: dict[int, tuple[str, ...]] = {}
+    left = dict(pending)
+    for src, got in zip(srcs, found):
+        if not left:
+            break
+        forms = list(dict.fromkeys(f for fs in left.values() for f in fs))
+        batch = getattr(src, "pieces_batch", None)
+        batches = batch(forms, got) if batch is not None else [src.pieces(f, got) for f in forms]
+        pieces_of = dict(zip(forms, batches))
+        for i, fs in list(left.items()):
+            for form in fs:
+                pieces = pieces_of[form]
+                known = [p for p in pieces if p.kind != "unknown"]
+                if len(known) < len(pieces) and i not in unknown:  # for the init provenance, should nothing work
+                    unknown[i] = tuple(_label(p) for p in pieces if p.kind == "unknown")
+                if not known or (config.compose_bytes == "off" and any(p.kind == "bytes" for p in known)):
+                    continue
+                if sum(p.n_chars for p in known) / max(len(form), 1) + 1e-9 < config.compose_min_coverage:
+                    continue
+                chosen[i] = (src, pieces)
+                del left[i]
+                break
+    out: dict[int, tuple] = {}
+    order = list(chosen)
+    for lo in range(0, len(order), _COMPOSE_CHUNK):
+        block = order[lo:lo + _COMPOSE_CHUNK]
+        known = [[p for p in chosen[i][1] if p.kind != "unknown"] for i in block]
+        counts = np.array([len(k) for k in known], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        stacked = np.stack([p.vector for k in known for p in k])  # (n_pieces, dim)
+        pooled = POOLINGS[config.compose](stacked, starts, counts).astype(work, copy=False)
+        for i, vec, pieces in zip(block, pooled, known):
+            src, all_pieces = chosen[i]
+            # byte-level pieces of a character carry little of it: said apart in the provenance
+            method = "composed:bytes" if any(p.kind == "bytes" for p in pieces) else f"composed:{config.compose}"
+            out[i] = vec, Provenance(method, src.name, tuple(_label(p) for p in all_pieces))
+    return out, {i: u for i, u in unknown.items() if i not in out}
+
+
+def _label(piece: Piece) -> str:
+    """A piece as provenance names it: an unknown one says so (its row was never used)."""
+    return UNKNOWN_PIECE.format(piece.label) if piece.kind == "unknown" else piece.label
+
+
+def _init_rows(method: str, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator, n: int, *,
+               dtype: np.dtype = np.dtype(np.float32)) -> np.ndarray:
+    """``(n, dim)`` rows of ``dtype`` with the found rows' per-dimension ``mean`` and ``std`` (dim,)."""
+    shape = (n, len(mean))
     if method == "normal":
-        return rng.normal(mean, std)
+        return rng.normal(mean, std, size=shape).astype(dtype, copy=False)
     if method == "uniform":  # same mean and std as the found rows: half-width sqrt(3)*std
         half = np.sqrt(3.0) * std
-        return rng.uniform(mean - half, mean + half)
+        return rng.uniform(mean - half, mean + half, size=shape).astype(dtype, copy=False)
     if method == "zeros":
-        return np.zeros_like(mean)
-    return mean.copy()  # "mean"
+        return np.zeros(shape, dtype=dtype)
+    return np.broadcast_to(mean.astype(dtype), shape)  # "mean"
 
 
 def _pca(weights: np.ndarray, fit_ids: list[int], dim: int) -> tuple[np.ndarray, dict]:

@@ -22,13 +22,10 @@ from embgraft.cli import main  # noqa: E402
 from embgraft.graft import graft  # noqa: E402
 from embgraft.result import GraftResult  # noqa: E402
 from embgraft.sources import detect_kind, open_source  # noqa: E402
-from embgraft.sources.checkpoint import (  # noqa: E402
-    CheckpointError,
-    CheckpointSource,
-    byte_level_decode,
-    byte_level_encode,
-    choose_embedding_key,
-)
+from embgraft.errors import CheckpointError  # noqa: E402
+from embgraft.hf.tokenizer import SourceTokenizer, byte_level_decode, byte_level_encode  # noqa: E402
+from embgraft.hf.weights import choose_embedding_key, locate_embedding  # noqa: E402
+from embgraft.sources.checkpoint import CheckpointSource  # noqa: E402
 from embgraft.vocab import Vocab  # noqa: E402
 
 # -- builders ----------------------------------------------------------------------------------------
@@ -161,6 +158,21 @@ def build_llama(path: Path, *, tie: bool = False, dtype=None):
     return model, tok
 
 
+def pad_and_truncate(path: Path, length: int = 8) -> None:
+    """Switch on padding to ``length`` and truncation at ``length`` in ``path``'s tokenizer.json,
+    as most sentence-transformers checkpoints ship it (MiniLM: 128)."""
+    from tokenizers import Tokenizer
+
+    tk = Tokenizer.from_file(str(path / "tokenizer.json"))
+    pad = next(t for t in ("[PAD]", "<|endoftext|>", "<unk>") if tk.token_to_id(t) is not None)
+    tk.enable_padding(length=length, pad_token=pad, pad_id=tk.token_to_id(pad))
+    tk.enable_truncation(max_length=length)
+    tk.save(str(path / "tokenizer.json"))
+
+
+BUILDERS = {"bert": lambda p: build_bert(p), "gpt2": lambda p: build_gpt2(p), "llama": lambda p: build_llama(p)}
+
+
 def emb(model) -> np.ndarray:
     """The model's input-embedding table as float32 NumPy (bf16 widened exactly)."""
     return model.get_input_embeddings().weight.detach().float().numpy()
@@ -291,8 +303,6 @@ def test_unknown_layout_lists_candidates_and_tensor_key_overrides(tmp_path):
 
 
 def test_a_hub_fetch_gets_only_the_shard_with_the_embedding(tmp_path):
-    from embgraft.sources.checkpoint import locate_embedding
-
     build_bert(tmp_path / "full", max_shard_size="4KB")
     small = tmp_path / "small"  # what the first hub download holds: config, tokenizer, index
     small.mkdir()
@@ -374,8 +384,6 @@ def _pipeline(kind: str):
                                           ("metaspace", "sentencepiece"), ("replace-only", "sentencepiece"),
                                           ("plain", "plain")])
 def test_tokenizer_family_from_the_pipeline(kind, family):
-    from embgraft.sources.checkpoint import SourceTokenizer
-
     view = SourceTokenizer(_pipeline(kind), special_tokens={"unk_token": "<unk>"})
     assert view.family.name == family
     assert view.exact_id("<unk>") is None or view.exact_id("<unk>") == 0  # an added token only
@@ -493,6 +501,16 @@ def test_hub_id_resolves_offline_from_the_cache_with_only_the_needed_shard(tmp_p
         open_source("tiny-org/absent")
 
 
+def test_a_hub_id_without_owner_resolves_offline(tmp_path, offline_hub):
+    ckpt = tmp_path / "ckpt"
+    model, tok = build_bert(ckpt)
+    _fill_hub_cache(offline_hub, "bert-base-chinese", {p.name: p for p in ckpt.iterdir()})
+    src = open_source("bert-base-chinese", progress=False)  # the README's own example
+    assert np.array_equal(src.lookup(["京"])["京"], emb(model)[tok.convert_tokens_to_ids("京")])
+    with pytest.raises(CheckpointError, match="no-such-model: no such file or directory, and no such repository"):
+        open_source("no-such-model")
+
+
 # -- the CLI, end to end; no torch on the graft path --------------------------------------------------------
 
 
@@ -537,3 +555,136 @@ def test_reading_a_checkpoint_never_imports_torch_or_transformers(tmp_path, dtyp
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# -- issue 9: the tokenizer's padding, truncation and [UNK] never reach a composed row ---------------------
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_composed_rows_are_the_mean_of_the_real_pieces(tmp_path, kind, padded):
+    model, tok = BUILDERS[kind](tmp_path)
+    if padded:
+        pad_and_truncate(tmp_path, length=4)
+    weights = emb(model)
+    words = ["北京大学生", "中国人民", "猫在公园"]  # longer than the truncation
+    vocab = Vocab.from_tokens(words + ["北"])
+    result = graft(vocab, open_source(tmp_path, progress=False), normalise=(), compose_min_coverage=0.5,
+                   progress=False)
+    for word in words:
+        p = result.provenance[vocab.index(word)]
+        tokens = [t for t in tok.tokenize(word) if t != "[UNK]"]
+        if kind == "bert":  # the characters' standalone rows
+            tokens = [t.removeprefix("##") for t in tokens]
+        ids = tok.convert_tokens_to_ids(tokens)
+        assert p.stage == "composed" and len(p.source_tokens) == len(tokens) + word.count("猫") * (kind == "bert")
+        expected = weights[ids].astype(np.float64).mean(axis=0).astype(np.float32)
+        assert np.array_equal(result.weights[vocab.index(word)], expected), (word, p)
+
+
+def test_unknown_pieces_are_left_out_and_named_in_provenance(bert):
+    path, model, tok = bert
+    weights = emb(model)
+    vocab = Vocab.from_tokens(["猫北", "猫狗"])
+    result = graft(vocab, open_source(path, progress=False), normalise=(), compose_min_coverage=0.5,
+                   progress=False)
+    half, none = (result.provenance[vocab.index(w)] for w in ("猫北", "猫狗"))
+    assert half.method == "composed:mean" and half.source_tokens == ("unknown:猫", "北")
+    assert np.array_equal(result.weights[vocab.index("猫北")], weights[tok.convert_tokens_to_ids("北")])
+    # nothing known: init, never the [UNK] row, and the provenance says why
+    assert none.method == "init:normal" and none.source_tokens == ("unknown:猫", "unknown:狗")
+    assert not np.array_equal(result.weights[vocab.index("猫狗")], weights[tok.convert_tokens_to_ids("[UNK]")])
+
+
+# -- issue 8.12: byte-level composition is composed:bytes, and can be switched off -------------------------
+
+
+def test_byte_level_composition_has_its_own_provenance_and_switch(tmp_path, capsys):
+    model, tok = build_gpt2(tmp_path / "gpt2")
+    vocab = Vocab.from_tokens(["猫", "北京大学生", "我们"])
+    src = open_source(tmp_path / "gpt2", progress=False)
+    on = graft(vocab, src, normalise=(), progress=False)
+    methods = {t: p.method for t, p in zip(vocab.tokens, on.provenance)}
+    assert methods["猫"] == "composed:bytes" and methods["北京大学生"] == "composed:mean"
+    ids = tok.convert_tokens_to_ids(tok.tokenize("猫"))
+    assert np.array_equal(on.weights[vocab.index("猫")],
+                          emb(model)[ids].astype(np.float64).mean(0).astype(np.float32))
+    off = graft(vocab, src, normalise=(), compose_bytes="off", progress=False)
+    assert off.provenance[vocab.index("猫")].method == "init:normal"
+    assert off.provenance[vocab.index("北京大学生")].method == "composed:mean"
+    table = on.report.coverage_table()
+    assert "composed:bytes" in table and "composed:mean" in table  # separate rows
+    # the CLI switch
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("猫 北京大学生\n", encoding="utf-8")
+    args = ["graft", "--source", str(tmp_path / "gpt2"), "--corpus", str(corpus), "--level", "space",
+            "--normalise", "none", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "on")]) == 0
+    assert "composed:bytes" in capsys.readouterr().out
+    assert main(args + ["--out", str(tmp_path / "off"), "--compose-bytes", "off"]) == 0
+    assert "composed:bytes" not in capsys.readouterr().out
+    assert GraftResult.load(tmp_path / "off").report.config["compose_bytes"] == "off"
+
+
+# -- issue 8.6: a BERT-style target vocabulary's specials take the checkpoint's rows -----------------------
+
+
+def test_bert_style_specials_exact_match_and_pad_says_zeros(bert, tmp_path):
+    path, model, tok = bert
+    weights = emb(model)
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "北", "京"]) + "\n",
+                                        encoding="utf-8")
+    vocab = Vocab.load(tmp_path / "vocab.txt")
+    assert vocab.specials == ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    result = graft(vocab, open_source(path, progress=False), progress=False)
+    for special in ("[UNK]", "[CLS]", "[SEP]"):
+        i = vocab.index(special)
+        assert result.provenance[i].method == "special" and result.provenance[i].source_tokens == (special,)
+        assert np.array_equal(result.weights[i], weights[tok.convert_tokens_to_ids(special)])
+    pad = result.provenance[vocab.pad_id]
+    assert pad.source_tokens == ("zeros",) and pad.source == "" and not result.weights[vocab.pad_id].any()
+    # <pad> in our own spelling: zeros too, and provenance no longer claims the [PAD] row
+    ours = graft(Vocab.from_tokens(["北"]), open_source(path, progress=False), progress=False)
+    assert ours.provenance[0].source_tokens == ("zeros",)
+
+
+# -- issue 8.10: rows come in the dtype asked for; bf16/fp16 widened exactly ------------------------------
+
+
+@pytest.mark.parametrize("stored", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_rows_come_in_the_requested_dtype(tmp_path, stored, fmt):
+    model, tok = build_bert(tmp_path, dtype=getattr(torch, stored), fmt=fmt)
+    table = model.get_input_embeddings().weight.detach()
+    ids = tok.convert_tokens_to_ids(list("北京"))
+    for dtype, numpy_dtype in (("float64", np.float64), ("float32", np.float32), ("float16", np.float16),
+                               ("bfloat16", np.float32)):  # NumPy has no bfloat16: exact float32
+        src = open_source(tmp_path, dtype=dtype, progress=False)
+        got = src.lookup(["北", "京"])
+        want = table.to(getattr(torch, "float32" if dtype == "bfloat16" else dtype)).numpy()
+        for ch, i in zip("北京", ids):
+            assert got[ch].dtype == numpy_dtype and np.array_equal(got[ch], want[i]), (dtype, ch)
+        full = src.read_table()
+        assert full.dtype == numpy_dtype and np.array_equal(full, want)
+
+
+def test_composition_is_one_tokenizer_call_and_one_read(bert):
+    path, model, tok = bert
+    src = open_source(path, progress=False)
+    calls = {"encode_batch": 0, "encode": 0, "rows": 0}
+    encoder, read = src.tokenizer.encoder, src.table.rows
+
+    class Counting:  # the Rust tokenizer takes no new attributes: count through a proxy
+        def __getattr__(self, name):
+            if name in calls:
+                calls[name] += 1
+            return getattr(encoder, name)
+
+    src.tokenizer.encoder = Counting()
+    src.table.rows = lambda ids: (calls.__setitem__("rows", calls["rows"] + 1), read(ids))[1]
+    words = ["北京", "大学生", "中国人民", "公园", "天气很", "猫北"]
+    vocab = Vocab.from_tokens(words + ["北"])
+    result = graft(vocab, src, normalise=(), progress=False)
+    assert sum(p.stage == "composed" for p in result.provenance) == 5
+    # one read for the exact rows, one for every composed word's pieces
+    assert calls == {"encode_batch": 1, "encode": 0, "rows": 2}

@@ -49,7 +49,7 @@ def recipe_from_args(args: argparse.Namespace):
 
 def add_graft_arguments(p: argparse.ArgumentParser) -> None:
     # choices come from the tables the library validates with (graft.py, sources/)
-    from embgraft.graft import DTYPES, INIT_METHODS, POOLINGS
+    from embgraft.graft import COMPOSE_BYTES, DTYPES, INIT_METHODS, POOLINGS
     from embgraft.sources import SOURCE_KINDS
     from embgraft.sources.base import ON_BAD_LINE
 
@@ -67,6 +67,9 @@ def add_graft_arguments(p: argparse.ArgumentParser) -> None:
                    help="pool absent words from their pieces (default: mean)")
     g.add_argument("--compose-min-coverage", type=float, default=1.0,
                    help="share of a word's characters its known pieces must cover (default 1.0)")
+    g.add_argument("--compose-bytes", default="on", choices=list(COMPOSE_BYTES),
+                   help="compose from byte-level BPE pieces (GPT-2, Qwen); such rows are marked "
+                        "composed:bytes (default: on)")
     g.add_argument("--init", default="normal", choices=list(INIT_METHODS),
                    help="rows left over, fitted to the found rows' per-dimension mean/std (default: normal)")
     g.add_argument("--seed", type=int, default=0)
@@ -87,6 +90,7 @@ def graft_config_from_args(args: argparse.Namespace):
         r.strip() for r in args.normalise.split(",") if r.strip())
     return GraftConfig(
         normalise=rules, compose=args.compose, compose_min_coverage=args.compose_min_coverage,
+        compose_bytes=args.compose_bytes,
         init=args.init, seed=args.seed, scale=args.scale, centre=args.centre,
         unit_norm=args.unit_norm, dim=args.dim, dtype=args.dtype,
     )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from embgraft.errors import ConfigError
-from embgraft.sources._io import stem_suffix
+from embgraft.hf.hub import looks_like_hub_id
+from embgraft.sources._io import compression_of, stem_suffix
 from embgraft.sources.base import Piece, ScanStats, Source
 
 # kind -> (module, class, fixed keyword arguments)
@@ -39,17 +39,17 @@ SUFFIX_KINDS = {
     ".npz": "npy",
 }
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
-
-
 def detect_kind(spec: str | os.PathLike) -> str:
     path = Path(spec)
     if path.is_dir():
         return "checkpoint"
     if path.is_file():
         return SUFFIX_KINDS.get(stem_suffix(path), "text")
-    if isinstance(spec, str) and "/" in spec and _HUB_ID.match(spec) and not spec.startswith("."):
-        return "checkpoint"  # "org/name": a hub id
+    if stem_suffix(path) in SUFFIX_KINDS or compression_of(path):
+        # named as a vector file: a typo in a path, not a hub lookup that would fail more slowly
+        raise FileNotFoundError(f"no such file: {spec}")
+    if looks_like_hub_id(spec):
+        return "checkpoint"  # "name" or "owner/name": a hub id
     raise FileNotFoundError(f"no such file or directory, and not a hub id: {spec}")
 
 

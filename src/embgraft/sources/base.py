@@ -10,7 +10,9 @@ table. The graft asks it three things, in this order:
    (no normalisation: that is the graft's job). Vectors have shape ``(dim,)`` and the ``dtype``
    the source was opened with (float32 unless asked for float64); every value is finite.
 3. ``pieces(token, found)`` -- the pieces to compose an absent token from, as ``Piece`` records
-   (label for provenance, vector), or ``[]`` when it cannot be composed.
+   (label for provenance, vector), or ``[]`` when it cannot be composed. A source may also have
+   ``pieces_batch(tokens, found) -> list[list[Piece]]``, the same for many tokens at once (one
+   tokenizer call, one read of the rows); the graft uses it when it is there.
 """
 
 from __future__ import annotations
@@ -43,11 +45,18 @@ def check_reader_options(on_bad_line: str, dtype: str) -> None:
 @dataclass(frozen=True)
 class Piece:
     """One piece used to compose a token: ``label`` is written to provenance; ``n_chars`` is
-    how many characters of the token it covers (the caller checks coverage with it)."""
+    how many characters of the token it covers (the caller checks coverage with it).
+
+    ``kind`` is ``row`` for an ordinary piece; ``bytes`` for a part of a character's UTF-8
+    bytes (byte-level BPE), whose row says little about the character; ``unknown`` for text
+    the source does not know, named for provenance only: its ``vector`` is None and it covers
+    nothing.
+    """
 
     label: str
-    vector: np.ndarray  # (dim,) in the source's dtype
+    vector: np.ndarray | None  # (dim,) in the source's dtype; None for an unknown piece
     n_chars: int
+    kind: str = "row"
 
 
 @dataclass
