@@ -71,6 +71,8 @@ def test_neighbours_before_and_after(drift):
 
 def test_defaults_and_bounds():
     d = embedding_drift(BEFORE, AFTER, METHODS, TOKENS, COUNTS)
+    # unchanged rows (中) are not listed as moved
+    assert [r["token"] for r in d["most_moved"]] == ["猫", "人", "狗", "国"]
     assert len(d["neighbours"]) == 5  # all five regular tokens
     assert all(len(x["before"]) <= 4 for x in d["neighbours"])  # at most the 4 other regular rows
     assert d["n_neighbours"] == 8

@@ -46,7 +46,7 @@ def embedding_drift(initial: Any, final: Any, methods: Sequence[str], tokens: Se
     ``n_rows``, ``dim``; ``per_method`` {method: {``n_rows``, ``n_unchanged`` (bit-for-bit equal
     rows), ``n_cosine_undefined``, ``l2`` and ``cosine`` {count, mean, median, max}}} in cascade
     order, and ``overall`` the same over all rows; ``most_moved``: the ``n_most_moved`` non-special
-    rows with the largest L2 distance {id, token, method, count, l2, cosine}; ``neighbours``: for
+    rows with the largest (non-zero) L2 distance {id, token, method, count, l2, cosine}; ``neighbours``: for
     each of the ``n_tokens`` most frequent non-special tokens (ties by id), its ``n_neighbours``
     nearest rows by cosine similarity before and after, excluding specials, zero rows and the
     token itself: {id, token, method, count, l2, cosine, ``before``/``after`` [{token,
@@ -86,7 +86,7 @@ def embedding_drift(initial: Any, final: Any, methods: Sequence[str], tokens: Se
     per_method = {m: block(method_arr == m) for m in sorted(set(methods), key=_method_order)}
 
     regular = np.array([m != SPECIAL for m in methods], dtype=bool)
-    moved = np.flatnonzero(regular)
+    moved = np.flatnonzero(regular & (l2 > 0))
     moved = moved[np.argsort(-l2[moved], kind="stable")][:n_most_moved]
 
     def row(i: int) -> dict[str, Any]:

@@ -356,7 +356,7 @@ def plot_drift(drift: Mapping[str, Any], path: str | os.PathLike, *, size: tuple
             ax.set_yticks(y, labels=names if ax is axes[0] else [""] * len(names))
             ax.invert_yaxis()
             ax.set_title(f"{title} moved in fine-tuning")
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="best")
         return _save(fig, path, force=force)
 
 
