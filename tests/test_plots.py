@@ -152,3 +152,33 @@ def test_compare_bars_and_learning_curve(tmp_path, caplog):
         assert_png(plots.plot_compare(rows, tmp_path / "bars.png", baseline=base), 1000, 450)
         more = rows + [row("textcnn/嫁接", 0.1, 0.75), row("textcnn/随机", 0.1, 0.68)]
         assert_png(plots.plot_compare(more, tmp_path / "curve.png", baseline=base), 1600, 450)
+
+
+def test_cjk_font_search_order(monkeypatch):
+    """Font manager first, then system font files, then the packaged Noto Sans CJK; else a clear error."""
+    calls = []
+    known = [{"DejaVu Sans"}]
+    monkeypatch.setattr(plots, "_known_families", lambda: set(known[0]))
+    monkeypatch.setattr(plots, "_register_system_fonts", lambda: calls.append("system"))
+
+    def package():
+        calls.append("package")
+        known[0] = known[0] | {"Noto Sans CJK JP", "Noto Sans CJK SC"}
+        return "/x/NotoSansCJK-Regular.ttc"
+    monkeypatch.setattr(plots, "register_package_font", package)
+    plots.cjk_font.cache_clear()
+    try:
+        assert plots.cjk_font() == "Noto Sans CJK SC"  # SC preferred over JP
+        assert calls == ["system", "package"]
+        calls.clear()
+        assert plots.cjk_font() == "Noto Sans CJK SC" and calls == []  # cached
+        plots.cjk_font.cache_clear()
+        known[0] = {"DejaVu Sans", "WenQuanYi Zen Hei"}
+        assert plots.cjk_font() == "WenQuanYi Zen Hei" and calls == []  # already known: nothing registered
+        plots.cjk_font.cache_clear()
+        known[0] = {"DejaVu Sans"}
+        monkeypatch.setattr(plots, "register_package_font", lambda: None)
+        with pytest.raises(plots.EmbgraftError, match="noto-cjk-sans-otc"):
+            plots.cjk_font()
+    finally:
+        plots.cjk_font.cache_clear()

@@ -305,7 +305,8 @@ def paired_test(correct_a: Any, correct_b: Any, *, method: str = "mcnemar", n_bo
     chi-square statistic with continuity correction ``(|n01 - n10| - 1)^2 / (n01 + n10)`` on one
     degree of freedom. ``method="bootstrap"``: ``scipy.stats.bootstrap`` of the mean per-item
     difference (= the accuracy difference) over ``n_boot`` paired resamples, a percentile
-    interval at ``confidence``, and a two-sided p-value ``2 * min(P(d* <= 0), P(d* >= 0))``.
+    interval at ``confidence``, and a two-sided p-value ``2 * (min(#{d* <= 0}, #{d* >= 0}) + 1) / (n_boot + 1)``
+    (capped at 1).
 
     Returns ``method``, ``test`` (the test actually used), ``n``, ``accuracy_a``, ``accuracy_b``,
     ``difference`` (A - B), ``p_value``, and the test's own fields.
@@ -356,7 +357,9 @@ def paired_test(correct_a: Any, correct_b: Any, *, method: str = "mcnemar", n_bo
                               confidence_level=confidence, method="percentile",
                               rng=np.random.default_rng(seed), batch=1000)
         dist = res.bootstrap_distribution
-        p = min(1.0, 2 * min(float(np.mean(dist <= 0)), float(np.mean(dist >= 0))))
+        # (count + 1) / (B + 1): never 0 from a finite number of resamples
+        tail = min(int(np.sum(dist <= 0)), int(np.sum(dist >= 0)))
+        p = min(1.0, 2 * (tail + 1) / (dist.size + 1))
         out.update(ci=[float(res.confidence_interval.low), float(res.confidence_interval.high)], p_value=p)
         return out
     raise EmbgraftError(f"unknown method {method!r}; use 'mcnemar' or 'bootstrap'")
