@@ -140,6 +140,8 @@ def test_perfectly_calibrated_one_hot_has_zero_ece():
     (np.array([0, 2]), np.array([[0.5, 0.5], [0.2, 0.8]]), "outside"),
     (np.array([0, 1]), np.array([[0.5, 0.6], [0.2, 0.8]]), "sum to 1"),
     (np.array([0.5, 1]), np.array([[0.5, 0.5], [0.2, 0.8]]), "integer"),
+    (np.array(["a", "b"]), np.array([[0.5, 0.5], [0.2, 0.8]]), "integer"),
+    (np.array([True, False]), np.array([[0.5, 0.5], [0.2, 0.8]]), "integer"),
     (np.array([0, 1, 1]), np.array([[0.5, 0.5], [0.2, 0.8]]), r"\(n,\)"),
 ])
 def test_bad_inputs_raise(y, p, match):

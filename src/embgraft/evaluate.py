@@ -45,10 +45,8 @@ def _check_inputs(y_true: Any, proba: Any, labels: Sequence[str]) -> tuple[np.nd
         raise EmbgraftError("no examples to evaluate")
     if p.shape[1] != k:
         raise EmbgraftError(f"proba has {p.shape[1]} columns for {k} class names")
-    if y.dtype.kind not in "iu":
-        if y.dtype.kind == "b" or not np.all(np.equal(np.mod(y, 1), 0)):
-            raise EmbgraftError(f"y_true must hold integer class ids, got dtype {y.dtype}")
-        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu" and (y.dtype.kind != "f" or not np.all(np.equal(np.mod(y, 1), 0))):
+        raise EmbgraftError(f"y_true must hold integer class ids, got dtype {y.dtype}")
     y = y.astype(np.int64)
     if y.min() < 0 or y.max() >= k:
         raise EmbgraftError(f"y_true holds ids outside 0..{k - 1}")
