@@ -246,3 +246,53 @@ def test_paired_test_rejects_bad_input():
         paired_test([True], [False], method="t-test")
     with pytest.raises(EmbgraftError, match="booleans"):
         paired_test([2, 0], [1, 0])
+
+
+def test_summarise_results_over_seeds_and_fractions():
+    import statistics
+
+    from embgraft.evaluate import summarise_results
+    accs = {("g", 1.0): [0.85, 0.87, 0.86], ("r", 1.0): [0.80, 0.83, 0.81], ("g", 0.1): [0.7]}
+    results = [{"setup": s, "seed": i, "train_fraction": f, "test": {"accuracy": a, "macro_f1": a - 0.02},
+                "run_dir": f"runs/{s}/{f}/{i}"}
+               for (s, f), xs in accs.items() for i, a in enumerate(xs)]
+    rows = summarise_results(results)
+    assert [(r["setup"], r["train_fraction"], r["n_seeds"]) for r in rows] == [("g", 1.0, 3), ("r", 1.0, 3),
+                                                                              ("g", 0.1, 1)]
+    for r in rows:
+        xs = accs[(r["setup"], r["train_fraction"])]
+        assert r["accuracy_mean"] == pytest.approx(statistics.mean(xs))
+        assert r["macro_f1_mean"] == pytest.approx(statistics.mean(xs) - 0.02)
+        if len(xs) > 1:
+            assert r["accuracy_sd"] == pytest.approx(statistics.stdev(xs))
+        else:
+            assert r["accuracy_sd"] is None
+    folds = [{"fold": i, "accuracy": a, "log_loss": 1 - a} for i, a in enumerate([0.7, 0.8])]
+    (cv,) = summarise_results(folds, metrics=("accuracy", "log_loss"), by=(), split=None)
+    assert cv["n_seeds"] == 2 and cv["log_loss_mean"] == pytest.approx(0.25)
+    assert cv["accuracy_sd"] == pytest.approx(statistics.stdev([0.7, 0.8]))
+    with pytest.raises(EmbgraftError, match="no test.macro_f1"):
+        summarise_results([{"setup": "g", "train_fraction": 1.0, "test": {"accuracy": 0.5}}])
+
+
+def test_compare_table():
+    from embgraft.evaluate import compare_table
+    summary = [{"setup": "textcnn/嫁接", "train_fraction": 1.0, "n_seeds": 3, "accuracy_mean": 0.86,
+                "accuracy_sd": 0.01, "macro_f1_mean": 0.84, "macro_f1_sd": 0.02, "vs": "textcnn/random",
+                "p_value": 0.0123, "test": "mcnemar-exact"},
+               {"setup": "textcnn/random", "train_fraction": 1.0, "n_seeds": 3, "accuracy_mean": 0.8,
+                "accuracy_sd": 0.015, "macro_f1_mean": 0.79, "macro_f1_sd": 0.01}]
+    table = compare_table(summary, baseline={"name": "tfidf+linearsvc", "train_fraction": 1.0, "n_seeds": 1,
+                                             "accuracy_mean": 0.87, "accuracy_sd": None, "macro_f1_mean": 0.86})
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["set-up", "fraction", "seeds"]
+    assert "0.8600 ± 0.0100" in lines[2] and "0.8400 ± 0.0200" in lines[2] and "0.0123" in lines[2]
+    assert "mcnemar-exact" in lines[2] and "textcnn/random" in lines[2]
+    assert lines[4].startswith("tfidf+linearsvc (baseline)") and "0.8700" in lines[4]
+    # CJK set-up names are padded by display width: the seeds column lines up
+    import unicodedata
+
+    def col(line, text):
+        i = line.index(text)
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line[:i])
+    assert col(lines[2], "0.8600") == col(lines[3], "0.8000")

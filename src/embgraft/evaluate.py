@@ -240,13 +240,13 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def _table(rows: Sequence[Sequence[str]], *, rule_after: Sequence[int] = (0,)) -> str:
-    """Columns padded by display width (CJK = 2): the first left-aligned, the rest right-aligned.
-    A rule follows each row index in ``rule_after``."""
+def _table(rows: Sequence[Sequence[str]], *, rule_after: Sequence[int] = (0,), left: str = "l") -> str:
+    """Columns padded by display width (CJK = 2); column i is left-aligned when ``left[i] == "l"``
+    (default: the first only), otherwise right-aligned. A rule follows each row index in ``rule_after``."""
     widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
 
     def fmt(r: Sequence[str]) -> str:
-        cells = [c + " " * (w - _width(c)) if i == 0 else " " * (w - _width(c)) + c
+        cells = [c + " " * (w - _width(c)) if left[i:i + 1] == "l" else " " * (w - _width(c)) + c
                  for i, (c, w) in enumerate(zip(r, widths))]
         return "  ".join(cells).rstrip()
 
@@ -361,3 +361,59 @@ def paired_test(correct_a: Any, correct_b: Any, *, method: str = "mcnemar", n_bo
         out.update(ci=[float(res.confidence_interval.low), float(res.confidence_interval.high)], p_value=p)
         return out
     raise EmbgraftError(f"unknown method {method!r}; use 'mcnemar' or 'bootstrap'")
+
+
+# -- over seeds and folds ---------------------------------------------------------------------------
+def summarise_results(results: Sequence[dict[str, Any]], *, metrics: Sequence[str] = ("accuracy", "macro_f1"),
+                      by: Sequence[str] = ("setup", "train_fraction"), split: str = "test") -> list[dict[str, Any]]:
+    """Mean and sample standard deviation (ddof=1; ``None`` from a single run) of each metric over
+    the runs that share the ``by`` fields, groups in first-seen order.
+
+    ``results``: dicts like ``compare.json``'s ``results`` rows, the metrics under ``split``
+    (``{"setup": .., "seed": 0, "train_fraction": 1.0, "test": {"accuracy": .., "macro_f1": ..}}``),
+    or flat (``{"fold": 0, "accuracy": ..}`` with ``split=None``). Returns one row per group:
+    the ``by`` fields, ``n_seeds`` (runs in the group), ``<metric>_mean``, ``<metric>_sd``.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in results:
+        missing = [k for k in by if k not in r]
+        if missing:
+            raise EmbgraftError(f"a result has no {', '.join(missing)}: {r!r}")
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    rows = []
+    for key, runs in groups.items():
+        row: dict[str, Any] = dict(zip(by, key))
+        row["n_seeds"] = len(runs)
+        for m in metrics:
+            try:
+                values = np.array([float((r[split] if split else r)[m]) for r in runs])
+            except (KeyError, TypeError) as e:
+                raise EmbgraftError(f"a result of {dict(zip(by, key))} has no {split + '.' if split else ''}{m}") \
+                    from e
+            row[f"{m}_mean"] = float(values.mean())
+            row[f"{m}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else None
+        rows.append(row)
+    return rows
+
+
+def compare_table(summary: Sequence[dict[str, Any]], *, baseline: dict[str, Any] | None = None) -> str:
+    """The table ``embgraft compare`` prints: per set-up and train fraction, seeds, accuracy and
+    macro-F1 as mean ± sd, the set-up compared with, the p-value and the test used."""
+    def pm(r: dict[str, Any], m: str) -> str:
+        mean, sd = r.get(f"{m}_mean"), r.get(f"{m}_sd")
+        if mean is None:
+            return "n/a"
+        return f"{mean:.4f} ± {sd:.4f}" if sd is not None else f"{mean:.4f}"
+
+    def p(r: dict[str, Any]) -> str:
+        v = r.get("p_value")
+        return "" if v is None else (f"{v:.2g}" if v < 1e-3 else f"{v:.4f}")
+
+    rows = [("set-up", "fraction", "seeds", "accuracy", "macro-F1", "vs", "p", "test")]
+    all_rows = [dict(r) for r in summary] + ([dict(baseline, setup=f"{baseline.get('name') or baseline.get('setup')}"
+                                                                   " (baseline)")] if baseline else [])
+    for r in all_rows:
+        frac = r.get("train_fraction")
+        rows.append((str(r.get("setup")), "" if frac is None else f"{frac:g}", str(r.get("n_seeds") or ""),
+                     pm(r, "accuracy"), pm(r, "macro_f1"), str(r.get("vs") or ""), p(r), str(r.get("test") or "")))
+    return _table(rows, left="l----l-l")
