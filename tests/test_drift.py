@@ -87,3 +87,48 @@ def test_bad_shapes_raise():
     bad[2, 0] = np.nan
     with pytest.raises(EmbgraftError, match="NaN"):
         embedding_drift(BEFORE, bad, METHODS, TOKENS, COUNTS)
+
+
+def test_drift_for_run_reads_the_run_files(tmp_path):
+    import shutil
+
+    from safetensors.numpy import save_file
+
+    from embgraft.drift import drift_for_run, read_provenance
+    from embgraft.errors import MalformedFileError
+    from embgraft.graft import graft
+    from embgraft.vocab import Vocab
+
+    src = tmp_path / "vec.txt"
+    src.write_text("3 2\n中 1 0\n国 0 1\n人 1 1\n", encoding="utf-8")
+    vocab = Vocab.from_tokens(["中", "国", "中国", "猫\t狗"], counts=[9, 7, 3, 1])
+    result = graft(vocab, src, progress=False)
+    g = result.save(tmp_path / "graft")
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("vocab.txt", "provenance.tsv"):
+        shutil.copy(g / name, run / name)
+    save_file({"embedding": result.weights}, str(run / "embedding_init.safetensors"))
+    final = result.weights.copy()
+    final[~result.found_mask()] += 0.5  # `partial`: only the rows not found in the source move
+    final[0] = 0
+
+    tokens, methods = read_provenance(run / "provenance.tsv")
+    assert tokens == list(vocab.tokens) and "猫\t狗" in tokens
+    assert methods == [p.method for p in result.provenance]
+    d = drift_for_run(run, final, n_tokens=2, n_neighbours=2)
+    assert d == embedding_drift(result.weights, final, methods, tokens, list(vocab.counts), n_tokens=2,
+                                n_neighbours=2)
+    assert d["per_method"]["exact"]["n_unchanged"] == d["per_method"]["exact"]["n_rows"] == 2
+    assert d["per_method"]["composed:mean"]["l2"]["max"] == pytest.approx(0.5 * np.sqrt(2))
+    assert [x["token"] for x in d["neighbours"]] == ["中", "国"]
+
+    with pytest.raises(EmbgraftError, match="one shape"):
+        drift_for_run(run, final[:3])
+    (run / "provenance.tsv").write_text("id\ttoken\tmethod\tsource\tsource_tokens\n0\t<pad>\tspecial\n",
+                                        encoding="utf-8")
+    with pytest.raises(MalformedFileError, match=r"provenance.tsv:2: expected 5"):
+        drift_for_run(run, final)
+    (run / "embedding_init.safetensors").unlink()
+    with pytest.raises(EmbgraftError, match="initial embedding"):
+        drift_for_run(run, final)

@@ -9,11 +9,13 @@ the cosine summaries and counted in ``n_cosine_undefined``.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from embgraft.errors import EmbgraftError
+from embgraft.errors import EmbgraftError, MalformedFileError
 from embgraft.result import STAGES
 
 SPECIAL = "special"
@@ -121,3 +123,61 @@ def embedding_drift(initial: Any, final: Any, methods: Sequence[str], tokens: Se
     return {"n_rows": int(n), "dim": int(a.shape[1]), "per_method": per_method,
             "overall": block(np.ones(n, dtype=bool)), "most_moved": [row(i) for i in moved],
             "neighbours": neighbours, "n_neighbours": int(n_neighbours)}
+
+
+INIT_FILE = "embedding_init.safetensors"
+
+
+def read_provenance(path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Tokens and provenance methods, in row order, from a ``provenance.tsv`` (header
+    ``id token method source source_tokens``); a bad line is a ``MalformedFileError``."""
+    from embgraft.vocab import unescape_token
+
+    tokens: list[str] = []
+    methods: list[str] = []
+    with open(path, encoding="utf-8", newline="\n") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header[:3] != ["id", "token", "method"]:
+            raise MalformedFileError(path, 1, "header must start with id, token, method")
+        for line_no, line in enumerate(f, 2):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != len(header):
+                raise MalformedFileError(path, line_no, f"expected {len(header)} tab-separated fields, got {len(parts)}")
+            if parts[0] != str(len(tokens)):
+                raise MalformedFileError(path, line_no, f"id {parts[0]!r} out of order (expected {len(tokens)})")
+            try:
+                tokens.append(unescape_token(parts[1]))
+            except ValueError as e:
+                raise MalformedFileError(path, line_no, str(e)) from None
+            methods.append(parts[2])
+    return tokens, methods
+
+
+def drift_for_run(run_dir: str | os.PathLike, final: Any, *, n_neighbours: int = 8,
+                  n_tokens: int = 5) -> dict[str, Any]:
+    """:func:`embedding_drift` for a run directory: the initial table from
+    ``embedding_init.safetensors`` (tensor ``embedding``), tokens and methods from
+    ``provenance.tsv``, counts from ``vocab.txt``; ``final`` is the trained table,
+    (n_vocab, dim), taken from the model by the caller."""
+    from safetensors import safe_open
+
+    from embgraft.vocab import Vocab
+
+    run = Path(run_dir)
+    init_path = run / INIT_FILE
+    try:
+        with safe_open(str(init_path), framework="numpy") as f:
+            if "embedding" not in f.keys():
+                raise MalformedFileError(init_path, None, f"no tensor 'embedding'; it holds {list(f.keys())}")
+            initial = f.get_tensor("embedding")
+    except FileNotFoundError:
+        raise EmbgraftError(f"{init_path} not found: the run did not keep its initial embedding") from None
+    tokens, methods = read_provenance(run / "provenance.tsv")
+    vocab = Vocab.load(run / "vocab.txt")
+    if not (initial.shape[0] == len(tokens) == len(vocab)):
+        raise MalformedFileError(run, None, f"{initial.shape[0]} rows in {INIT_FILE}, {len(tokens)} in "
+                                            f"provenance.tsv and {len(vocab)} tokens in vocab.txt")
+    if list(vocab.tokens) != tokens:
+        raise MalformedFileError(run / "provenance.tsv", None, "tokens differ from vocab.txt")
+    return embedding_drift(initial, final, methods, tokens, list(vocab.counts), n_neighbours=n_neighbours,
+                           n_tokens=n_tokens)
