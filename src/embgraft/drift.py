@@ -142,7 +142,8 @@ def read_provenance(path: str | os.PathLike) -> tuple[list[str], list[str]]:
         for line_no, line in enumerate(f, 2):
             parts = line.rstrip("\n").split("\t")
             if len(parts) != len(header):
-                raise MalformedFileError(path, line_no, f"expected {len(header)} tab-separated fields, got {len(parts)}")
+                raise MalformedFileError(path, line_no,
+                                         f"expected {len(header)} tab-separated fields, got {len(parts)}")
             if parts[0] != str(len(tokens)):
                 raise MalformedFileError(path, line_no, f"id {parts[0]!r} out of order (expected {len(tokens)})")
             try:
