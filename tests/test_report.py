@@ -217,6 +217,17 @@ def test_compare_report(tmp_path):
     assert [im.shape[:2] for im in imgs] == [(450, 1000)]
 
 
+def test_compare_report_without_summary_summarises_results(tmp_path):
+    cmp = make_compare(tmp_path)
+    data = json.loads((cmp / "compare.json").read_text(encoding="utf-8"))
+    g = data.pop("summary")[0]
+    (cmp / "compare.json").write_text(json.dumps(data), encoding="utf-8")
+    text = write_report(cmp).read_text(encoding="utf-8")
+    assert "summary computed from the per-run results" in text
+    assert f"{g['accuracy_mean']:.4f} ± {g['accuracy_sd']:.4f}" in text
+    assert len(images(text)) == 1
+
+
 def test_compare_report_with_learning_curve(tmp_path):
     cmp = make_compare(tmp_path, fractions=(0.1, 0.5, 1.0))
     imgs = images(write_report(cmp).read_text(encoding="utf-8"))

@@ -393,8 +393,14 @@ def _compare_sections(cmp: Path, images: _Images) -> list[str]:
         return _table(["set-up", "model", "embedding", "random init", "graft"], rows)
 
     def summary() -> str:
+        from embgraft.evaluate import summarise_results
+
         rows_in = list(data.get("summary") or [])
         base = data.get("baseline")
+        note = ""
+        if not rows_in and data.get("results"):  # summarise the runs here
+            rows_in = summarise_results(data["results"])
+            note = "<p>summary computed from the per-run results (compare.json has none).</p>"
         if not rows_in and not base:
             return _na("summary")
         rows = [(r.get("setup"), r.get("train_fraction"), r.get("n_seeds"),
@@ -411,7 +417,7 @@ def _compare_sections(cmp: Path, images: _Images) -> list[str]:
         if tests:
             out += (f"<p>p-value: paired test of each set-up against the one named under “vs” on the same test "
                     f"items ({_e(', '.join(sorted(tests)))}).</p>")
-        return out + images.img(lambda p: plots.plot_compare(rows_in, p, baseline=base),
+        return note + out + images.img(lambda p: plots.plot_compare(rows_in, p, baseline=base),
                                 "set-ups compared, with learning curve when several train fractions")
 
     def results() -> str:
