@@ -377,6 +377,10 @@ def _pm(mean: Any, sd: Any) -> str:
     return f"{mean:.4f} ± {sd:.4f}" if isinstance(sd, (int, float)) and not math.isnan(sd) else f"{mean:.4f}"
 
 
+def _frac(x: Any) -> str:
+    return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else _fmt(x)
+
+
 def _compare_sections(cmp: Path, images: _Images) -> list[str]:
     from embgraft import plots
 
@@ -403,11 +407,11 @@ def _compare_sections(cmp: Path, images: _Images) -> list[str]:
             note = "<p>summary computed from the per-run results (compare.json has none).</p>"
         if not rows_in and not base:
             return _na("summary")
-        rows = [(r.get("setup"), r.get("train_fraction"), r.get("n_seeds"),
+        rows = [(r.get("setup"), _frac(r.get("train_fraction")), r.get("n_seeds"),
                  _pm(r.get("accuracy_mean"), r.get("accuracy_sd")), _pm(r.get("macro_f1_mean"), r.get("macro_f1_sd")),
                  r.get("vs"), r.get("p_value"), r.get("test")) for r in rows_in]
         if base:
-            rows.append((f"{base.get('name') or base.get('setup')} (baseline)", base.get("train_fraction"),
+            rows.append((f"{base.get('name') or base.get('setup')} (baseline)", _frac(base.get("train_fraction")),
                          base.get("n_seeds"), _pm(base.get("accuracy_mean"), base.get("accuracy_sd")),
                          _pm(base.get("macro_f1_mean"), base.get("macro_f1_sd")), base.get("vs"),
                          base.get("p_value"), base.get("test")))
@@ -424,7 +428,7 @@ def _compare_sections(cmp: Path, images: _Images) -> list[str]:
         rs = data.get("results") or []
         if not rs:
             return _na("per-run results")
-        rows = [(r.get("setup"), r.get("seed"), r.get("train_fraction"), (r.get("test") or {}).get("accuracy"),
+        rows = [(r.get("setup"), r.get("seed"), _frac(r.get("train_fraction")), (r.get("test") or {}).get("accuracy"),
                  (r.get("test") or {}).get("macro_f1"), r.get("run_dir")) for r in rs]
         return _table(["set-up", "seed", "train fraction", "test accuracy", "test macro-F1", "run directory"], rows,
                       numeric=[False, True, True, True, True, False])
