@@ -269,6 +269,11 @@ def render(html_path, shot, profile):
            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
            f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", f"--screenshot={shot}",
            "--window-size=1200,2000", "--hide-scrollbars", html_path.as_uri()]
+    fc = shutil.which("fc-list")
+    if fc and not subprocess.run([fc, ":lang=zh", "family"], capture_output=True, text=True).stdout.strip():
+        import warnings
+        warnings.warn("no CJK font for Chromium (apt-get install fonts-noto-cjk): Chinese text in the "
+                      "screenshot is drawn as boxes; console errors are still checked", stacklevel=2)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Refused to" in ln
                or "Uncaught" in ln or "net::ERR" in ln]
