@@ -372,7 +372,7 @@ def plot_compare(summary_rows: Sequence[Mapping[str, Any]], path: str | os.PathL
     rows = [dict(r) for r in summary_rows]
     if baseline:
         rows += [dict(b, baseline=True) for b in ([baseline] if isinstance(baseline, Mapping) else baseline)]
-    fractions = sorted({_num(r.get("train_fraction", 1.0)) for r in rows} - {math.nan})
+    fractions = sorted({f for f in (_num(r.get("train_fraction", 1.0)) for r in rows) if math.isfinite(f)})
     curve = len(fractions) > 1
     if size is None:
         size = (16, 4.5) if curve else (10, 4.5)
