@@ -11,3 +11,44 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# --- a tiny labelled task for the training tests ------------------------------------------------
+# Two classes told apart by their characters; the vector file knows most of them (4 dims), so a
+# graft has exact rows, composed-free init rows (the characters it lacks) and a padding row.
+_CLASS_CHARS = {"体育": "球赛队员跑跳胜负冠军", "财经": "股市银行利率基金债券"}
+_KNOWN = "球赛队员跑跳股市银行利率"
+
+
+def _texts(rng, chars, n):
+    return ["".join(rng.choice(list(chars), size=int(rng.integers(3, 9)))) for _ in range(n)]
+
+
+@pytest.fixture
+def tiny_task(tmp_path):
+    """``{"train", "dev", "test", "vectors", "graft"}`` paths: TSV files of 120/40/40 rows and a
+    grafted character vocabulary (graft written with embgraft's own API)."""
+    import numpy as np
+
+    from embgraft.graft import graft
+    from embgraft.result import GraftResult  # noqa: F401
+    from embgraft.tokenize import Recipe
+    from embgraft.vocab import Vocab
+
+    rng = np.random.default_rng(7)
+    paths = {}
+    for split, n in (("train", 60), ("dev", 20), ("test", 20)):
+        rows = [(t, label) for label, chars in _CLASS_CHARS.items() for t in _texts(rng, chars, n)]
+        order = rng.permutation(len(rows))
+        p = tmp_path / f"{split}.tsv"
+        p.write_text("".join(f"{rows[i][0]}\t{rows[i][1]}\n" for i in order), encoding="utf-8")
+        paths[split] = p
+    vec = tmp_path / "vectors.txt"
+    lines = [f"{len(_KNOWN)} 4"] + [ch + " " + " ".join(f"{x:.4f}" for x in rng.normal(size=4)) for ch in _KNOWN]
+    vec.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    paths["vectors"] = vec
+    vocab = Vocab.from_corpus(paths["train"], level="char")
+    result = graft(vocab, str(vec))
+    result.recipe = Recipe(level="char")
+    paths["graft"] = result.save(tmp_path / "graft")
+    return paths

@@ -22,8 +22,9 @@ def result(tmp_path):
 def test_save_load_round_trip(result, tmp_path):
     out = result.save(tmp_path / "g")
     assert sorted(x.name for x in out.iterdir()) == [
-        "embedding.safetensors", "graft_report.json", "provenance.tsv", "vocab.txt"]
+        "embedding.safetensors", "graft_report.json", "provenance.tsv", "recipe.json", "vocab.txt"]
     back = GraftResult.load(out)
+    assert back.recipe == result.tokenisation()
     assert np.array_equal(back.weights, result.weights)
     assert back.vocab.tokens == result.vocab.tokens
     assert back.provenance == result.provenance

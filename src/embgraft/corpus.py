@@ -28,6 +28,7 @@ from embgraft.errors import ConfigError, MalformedFileError
 PathLike = Union[str, "os.PathLike[str]"]
 Column = Union[int, str, None]
 Example = tuple[str, Union[str, None]]
+Record = tuple[int, str, Union[str, None]]  # (1-based line number, text, label)
 
 FORMAT_BY_SUFFIX = {
     ".txt": "text",
@@ -95,7 +96,7 @@ def iter_texts(
 ) -> Iterator[str]:
     """Yield the text of every record in ``path``. Labels are not read, so cannot fail."""
     reader = _reader(path, fmt=fmt, text_column=text_column, label_column=None, want_label=False)
-    return (text for text, _ in reader)
+    return (text for _, text, _ in reader)
 
 
 def iter_examples(
@@ -111,6 +112,19 @@ def iter_examples(
     column or JSON key named ``label``; the label is ``None`` where there is none. A label column
     that is named explicitly must be present on every record.
     """
+    records = iter_records(path, fmt=fmt, text_column=text_column, label_column=label_column)
+    return ((text, label) for _, text, label in records)
+
+
+def iter_records(
+    path: PathLike,
+    *,
+    fmt: str | None = None,
+    text_column: Column = None,
+    label_column: Column = None,
+) -> Iterator[Record]:
+    """Like ``iter_examples``, with the 1-based line number of each record first, so that a
+    bad label or an empty text can be reported as ``file:line``."""
     return _reader(
         path, fmt=fmt, text_column=text_column, label_column=label_column, want_label=True
     )
@@ -118,7 +132,7 @@ def iter_examples(
 
 def _reader(
     path: PathLike, *, fmt: str | None, text_column: Column, label_column: Column, want_label: bool
-) -> Iterator[Example]:
+) -> Iterator[Record]:
     # Arguments are checked here, eagerly, so a bad call fails before the first next().
     canonical = detect_format(path, fmt)
     opener, check = _FORMATS[canonical]
@@ -164,11 +178,11 @@ def _check_text(text_column: Column, label_column: Column) -> None:
 
 def _read_text(
     path: PathLike, text_column: Column, label_column: Column, want_label: bool
-) -> Iterator[Example]:
-    for _, line in _lines(path):
+) -> Iterator[Record]:
+    for line_no, line in _lines(path):
         text = strip_eol(line)
         if text.strip():
-            yield text, None
+            yield line_no, text, None
 
 
 # --- TSV -------------------------------------------------------------------------------------
@@ -193,7 +207,7 @@ def _check_tsv(text_column: Column, label_column: Column) -> None:
 
 def _read_tsv(
     path: PathLike, text_column: Column, label_column: Column, want_label: bool
-) -> Iterator[Example]:
+) -> Iterator[Record]:
     text_i = _tsv_index(text_column, "text_column")
     text_i = 0 if text_i is None else text_i
     label_i = _tsv_index(label_column, "label_column")
@@ -215,7 +229,7 @@ def _read_tsv(
                 label = fields[label_i]
             elif text_i != 1 and len(fields) > 1:
                 label = fields[1]
-        yield fields[text_i], label
+        yield line_no, fields[text_i], label
 
 
 # --- CSV -------------------------------------------------------------------------------------
@@ -245,7 +259,7 @@ def _csv_index(path: PathLike, header: list[str], column: int | str, what: str) 
 
 def _read_csv(
     path: PathLike, text_column: Column, label_column: Column, want_label: bool
-) -> Iterator[Example]:
+) -> Iterator[Record]:
     # csv.reader wants lines with their endings (as newline="" would give) so quoted newlines work.
     reader = csv.reader(line for _, line in _lines(path))
     try:
@@ -268,7 +282,7 @@ def _read_csv(
                 raise MalformedFileError(
                     path, reader.line_num, f"expected at least {needed} columns, found {len(row)}"
                 )
-            yield row[text_i], (None if label_i is None else row[label_i])
+            yield reader.line_num, row[text_i], (None if label_i is None else row[label_i])
     except csv.Error as e:
         raise MalformedFileError(path, reader.line_num, f"bad CSV: {e}") from None
 
@@ -293,7 +307,7 @@ _ARRAY_HINT = "; a JSON array is not supported, write one object per line (JSONL
 
 def _read_jsonl(
     path: PathLike, text_column: Column, label_column: Column, want_label: bool
-) -> Iterator[Example]:
+) -> Iterator[Record]:
     text_key = "text" if text_column is None else str(text_column)
     for line_no, line in _lines(path):
         if not line.strip():
@@ -330,10 +344,10 @@ def _read_jsonl(
             label = _label_str(record[label_column])
         elif want_label:
             label = _label_str(record.get("label"))
-        yield text, label
+        yield line_no, text, label
 
 
-Opener = Callable[[PathLike, Column, Column, bool], Iterator[Example]]
+Opener = Callable[[PathLike, Column, Column, bool], Iterator[Record]]
 Checker = Callable[[Column, Column], None]
 
 _FORMATS: dict[str, tuple[Opener, Checker]] = {

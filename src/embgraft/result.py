@@ -141,6 +141,27 @@ class GraftReport:
         return "\n".join(lines)
 
 
+def write_provenance(path: str | os.PathLike, tokens: Sequence[str], provenance: Sequence[Provenance]) -> None:
+    """``provenance.tsv``: ``id token method source source_tokens`` (the last a JSON list)."""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("id\ttoken\tmethod\tsource\tsource_tokens\n")
+        for i, (tok, p) in enumerate(zip(tokens, provenance)):
+            f.write(f"{i}\t{escape_token(tok)}\t{p.method}\t{escape_token(p.source)}\t"
+                    f"{json.dumps(list(p.source_tokens), ensure_ascii=False)}\n")
+
+
+def read_provenance(path: str | os.PathLike) -> list[Provenance]:
+    provenance = []
+    with open(path, encoding="utf-8") as f:
+        next(f, None)
+        for line_no, line in enumerate(f, 2):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 5:
+                raise MalformedFileError(path, line_no, "expected 5 columns")
+            provenance.append(Provenance(parts[2], unescape_token(parts[3]), tuple(json.loads(parts[4]))))
+    return provenance
+
+
 @dataclass
 class GraftResult:
     """``weights``: (len(vocab), dim) float32; ``provenance[i]`` says where row i came from."""
@@ -150,6 +171,13 @@ class GraftResult:
     provenance: list[Provenance]
     report: GraftReport
     dtype: str = "float32"
+    recipe: Any = None  # tokenize.Recipe the vocabulary was built with; None: level only
+
+    def tokenisation(self):
+        """The ``Recipe`` texts must go through to meet this vocabulary (train and predict use it)."""
+        from embgraft.tokenize import Recipe
+
+        return self.recipe if self.recipe is not None else Recipe(level=self.vocab.level or "char")
 
     def __post_init__(self) -> None:
         if self.weights.ndim != 2 or self.weights.shape[0] != len(self.vocab):
@@ -184,11 +212,8 @@ class GraftResult:
             save_file({EMBEDDING_KEY: np.ascontiguousarray(stored)}, str(tmp / EMBEDDING_FILE),
                       metadata={"format": "embgraft", "dtype": self.dtype})
             self.vocab.save(tmp / VOCAB_FILE)
-            with open(tmp / PROVENANCE_FILE, "w", encoding="utf-8", newline="\n") as f:
-                f.write("id\ttoken\tmethod\tsource\tsource_tokens\n")
-                for i, (tok, p) in enumerate(zip(self.vocab.tokens, self.provenance)):
-                    f.write(f"{i}\t{escape_token(tok)}\t{p.method}\t{escape_token(p.source)}\t"
-                            f"{json.dumps(list(p.source_tokens), ensure_ascii=False)}\n")
+            self.tokenisation().save(tmp)
+            write_provenance(tmp / PROVENANCE_FILE, self.vocab.tokens, self.provenance)
             with open(tmp / REPORT_FILE, "w", encoding="utf-8") as f:
                 json.dump(self.report.to_dict(), f, ensure_ascii=False, indent=2)
         return Path(out)
@@ -197,6 +222,7 @@ class GraftResult:
     def load(cls, path: str | os.PathLike) -> "GraftResult":
         from safetensors import safe_open
 
+        from embgraft.tokenize import Recipe
         from embgraft.vocab import Vocab
 
         path = Path(path)
@@ -208,21 +234,15 @@ class GraftResult:
             weights = f.get_tensor(EMBEDDING_KEY)
             dtype = (f.metadata() or {}).get("dtype", str(weights.dtype))
         vocab = Vocab.load(path / VOCAB_FILE)
-        provenance = []
-        with open(path / PROVENANCE_FILE, encoding="utf-8") as f:
-            next(f, None)
-            for line_no, line in enumerate(f, 2):
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) != 5:
-                    raise MalformedFileError(path / PROVENANCE_FILE, line_no, "expected 5 columns")
-                provenance.append(Provenance(parts[2], unescape_token(parts[3]), tuple(json.loads(parts[4]))))
+        provenance = read_provenance(path / PROVENANCE_FILE)
         with open(path / REPORT_FILE, encoding="utf-8") as f:
             report = GraftReport.from_dict(json.load(f))
         if weights.shape[0] != len(vocab):
             raise MalformedFileError(path / EMBEDDING_FILE, None,
                                      f"{weights.shape[0]} rows for {len(vocab)} tokens in {VOCAB_FILE}")
+        recipe = Recipe.load(path, default_level=vocab.level or "char")
         return cls(weights=weights.astype(np.float32), vocab=vocab, provenance=provenance,
-                   report=report, dtype=dtype)
+                   report=report, dtype=dtype, recipe=recipe)
 
     def export_word2vec(self, path: str | os.PathLike, *, force: bool = False,
                         include_specials: bool = False) -> Path:

@@ -7,8 +7,11 @@ jieba is imported only when a ``word`` tokenizer first runs, so char-level work 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -103,3 +106,82 @@ def get_tokenizer(
     if wrong:
         raise ConfigError(f"option(s) {', '.join(wrong)} do not apply to tokenizer level {level!r}")
     return cls(**options)
+
+
+RECIPE_FILE = "recipe.json"
+USER_DICT_FILE = "user_dict.txt"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a text becomes tokens, recorded next to a vocabulary so that graft, train and predict
+    tokenise identically: ``level`` (``char`` | ``word`` | ``space``), the jieba ``user_dict``,
+    whether text is ``lowercase``-d first, and ``max_len`` (tokens kept per text; None = all).
+
+    Saved as ``recipe.json``; a user dictionary is copied beside it as ``user_dict.txt`` so the
+    directory keeps working when the original file moves.
+    """
+
+    level: str = "char"
+    user_dict: str | None = None
+    lowercase: bool = False
+    max_len: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.level not in TOKENIZERS:
+            problems.append(f"level must be one of {list(TOKENIZERS)}, not {self.level!r}")
+        if self.user_dict is not None and self.level != "word":
+            problems.append(f"a jieba user dictionary applies to level 'word', not {self.level!r}")
+        if self.max_len is not None and (isinstance(self.max_len, bool) or not isinstance(self.max_len, int)
+                                         or self.max_len < 1):
+            problems.append(f"max_len must be a positive integer or None, not {self.max_len!r}")
+        if problems:
+            raise ConfigError("invalid tokenisation recipe: " + "; ".join(problems))
+
+    def tokenizer(self) -> Tokenizer:
+        """``text -> tokens``: lower-cases first when asked; does not cut to ``max_len``."""
+        base = get_tokenizer(self.level, user_dict=self.user_dict)
+        if not self.lowercase:
+            return base
+        return lambda text: base(text.lower())
+
+    def with_max_len(self, max_len: int | None) -> "Recipe":
+        return replace(self, max_len=max_len)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write ``recipe.json`` (and ``user_dict.txt``) into ``directory``."""
+        directory = Path(directory)
+        d = self.to_dict()
+        if self.user_dict is not None:
+            target = directory / USER_DICT_FILE
+            if Path(self.user_dict).resolve() != target.resolve():
+                shutil.copyfile(self.user_dict, target)
+            d["user_dict"] = USER_DICT_FILE
+        with open(directory / RECIPE_FILE, "w", encoding="utf-8", newline="\n") as f:
+            json.dump(d, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], *, default_level: str | None = None) -> "Recipe":
+        """Read ``recipe.json`` from ``directory``; a directory written before recipes existed
+        gets ``Recipe(level=default_level)`` when a level is known, else an error."""
+        path = Path(directory) / RECIPE_FILE
+        if not path.is_file():
+            if default_level is None:
+                raise MalformedFileError(path, None, "missing: cannot tell how texts were tokenised")
+            return cls(level=default_level)
+        try:
+            with open(path, encoding="utf-8-sig") as f:
+                d = json.load(f)
+        except json.JSONDecodeError as e:
+            raise MalformedFileError(path, e.lineno, f"bad JSON: {e.msg}") from None
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise MalformedFileError(path, None, f"unknown recipe field(s): {', '.join(unknown)}")
+        if d.get("user_dict"):
+            d["user_dict"] = str(Path(directory) / d["user_dict"])
+        return cls(**d)

@@ -253,12 +253,16 @@ class Vocab:
         max_size: int | None = None,
         extra_specials: Sequence[str] = (),
         progress: bool = False,
+        lowercase: bool = False,
     ) -> "Vocab":
-        """Tokenize every text of one or more corpus files at ``level`` and build from the counts."""
-        from embgraft.corpus import iter_texts
-        from embgraft.tokenize import get_tokenizer
+        """Tokenize every text of one or more corpus files at ``level`` and build from the counts.
 
-        tokenize = get_tokenizer(level, user_dict=user_dict)
+        ``lowercase`` lower-cases each text first (record it in the graft's ``Recipe``)."""
+        from embgraft.corpus import iter_texts
+        from embgraft.tokenize import Recipe
+
+        tokenize = Recipe(level=level, user_dict=None if user_dict is None else str(user_dict),
+                          lowercase=lowercase).tokenizer()
         path_list = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         # Open every reader first so a bad format or column fails before a long count.
         readers = [(p, iter_texts(p, fmt=fmt, text_column=text_column)) for p in path_list]

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -24,7 +25,9 @@ def test_graft_command_writes_outputs_and_prints_coverage(files, tmp_path, capsy
     assert "grafted 6 tokens x 2 dims" in printed
     assert "normalised:lower" in printed and "left to init, most frequent first: 猫(1)" in printed
     assert {p.name for p in out.iterdir()} == {"embedding.safetensors", "vocab.txt", "provenance.tsv",
-                                              "graft_report.json"}
+                                              "graft_report.json", "recipe.json"}
+    assert json.loads((out / "recipe.json").read_text(encoding="utf-8")) == {
+        "level": "char", "user_dict": None, "lowercase": False, "max_len": None}
     assert (tmp_path / "g.vec").read_text(encoding="utf-8").startswith("4 2\n中 1.0 2.0\n")
 
 

@@ -14,6 +14,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "graft": ("embgraft.cli.graft", "graft pretrained vectors onto a corpus vocabulary"),
     "extend": ("embgraft.cli.extend", "add tokens to a transformer's tokenizer and embedding (mean of old pieces)"),
+    "train": ("embgraft.cli.train", "train a text classifier on a grafted (or random) embedding"),
+    "predict": ("embgraft.cli.predict", "classify texts with a trained run directory"),
     "demo": ("embgraft.cli.demo", "offline demo: stand-in vectors from People's Daily, grafted onto review sentiment"),
 }
 

@@ -17,6 +17,10 @@ def add_vocab_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--level", choices=["char", "word", "space"], default="char",
                    help="characters, jieba words, or whitespace tokens (default: char)")
     g.add_argument("--user-dict", metavar="FILE", help="jieba user dictionary for --level word")
+    g.add_argument("--lowercase", action="store_true",
+                   help="lower-case texts before tokenising (recorded; train and predict do the same)")
+    g.add_argument("--max-len", type=int, metavar="N",
+                   help="tokens kept per text when training on this graft (recorded in recipe.json)")
     g.add_argument("--min-freq", type=int, default=1, help="drop tokens seen fewer times (default 1)")
     g.add_argument("--max-size", type=int, help="keep at most this many tokens, specials included")
     g.add_argument("--special", action="append", default=[], metavar="TOKEN",
@@ -31,8 +35,16 @@ def vocab_from_args(args: argparse.Namespace):
     return Vocab.from_corpus(
         args.corpus, level=args.level, fmt=args.corpus_format, text_column=args.text_column,
         user_dict=args.user_dict, min_freq=args.min_freq, max_size=args.max_size,
-        extra_specials=tuple(args.special),
+        extra_specials=tuple(args.special), lowercase=args.lowercase,
     )
+
+
+def recipe_from_args(args: argparse.Namespace):
+    """The tokenisation recipe the vocabulary was (or, with --vocab, is declared to be) built with."""
+    from embgraft.tokenize import Recipe
+
+    return Recipe(level=args.level, user_dict=args.user_dict, lowercase=args.lowercase,
+                  max_len=args.max_len)
 
 
 def add_graft_arguments(p: argparse.ArgumentParser) -> None:

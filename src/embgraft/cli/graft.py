@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from embgraft.cli._common import (add_graft_arguments, add_vocab_arguments, graft_config_from_args,
-                                  open_sources, vocab_from_args)
+                                  open_sources, recipe_from_args, vocab_from_args)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,8 +28,10 @@ def run(args: argparse.Namespace) -> int:
 
     check_writable(args.out, force=args.force)  # fail before the long part, not after
     config = graft_config_from_args(args)
+    recipe = recipe_from_args(args)
     vocab = vocab_from_args(args)
     result = graft(vocab, open_sources(args, config), config=config, progress=not args.no_progress)
+    result.recipe = recipe
     result.save(args.out, force=args.force)
     if args.export_word2vec:
         result.export_word2vec(args.export_word2vec, force=args.force)

@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from embgraft.models import MODELS, build_model
+from embgraft.models.embedding import TokenEmbedding
+
+
+def weight():
+    torch.manual_seed(0)
+    w = torch.randn(7, 6)
+    w[0] = 0
+    return w
+
+
+@pytest.mark.parametrize("frozen", [None, [0, 1, 1, 0, 0, 1, 0], [1] * 7])
+def test_lookup_bag_and_full_weight_match_the_table(frozen):
+    w = weight()
+    emb = TokenEmbedding(w, frozen=None if frozen is None else torch.tensor(frozen, dtype=torch.bool))
+    ids = torch.tensor([[1, 2, 3, 0], [5, 4, 6, 6]])
+    assert torch.equal(emb(ids), w[ids])
+    assert torch.allclose(emb.bag(ids), torch.stack([w[[1, 2, 3]].mean(0), w[[5, 4, 6, 6]].mean(0)]))
+    assert torch.equal(emb.full_weight(), w)
+
+
+def test_partial_rows_stay_bit_identical_under_adamw_decay_and_pad_stays_zero():
+    w = weight()
+    frozen = torch.tensor([0, 1, 1, 0, 0, 1, 0], dtype=torch.bool)
+    emb = TokenEmbedding(w, frozen=frozen)
+    opt = torch.optim.AdamW(emb.parameters(), lr=0.1, weight_decay=0.5)
+    for _ in range(5):
+        ids = torch.tensor([[1, 2, 3, 4, 5, 6, 0]])
+        loss = (emb(ids) ** 2).sum() + emb.bag(ids).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = emb.full_weight()
+    assert torch.equal(after[frozen], w[frozen])
+    assert not torch.equal(after[[3, 4, 6]], w[[3, 4, 6]])
+    assert torch.equal(after[0], torch.zeros(6))
+
+
+@pytest.mark.parametrize("name", [n for n, s in MODELS.items() if not s.hf])
+def test_every_model_maps_ids_to_logits(name):
+    torch.manual_seed(0)
+    emb = TokenEmbedding(weight(), padding_idx=0)
+    model = build_model(name, embedding=emb, n_classes=3, options={"n_heads": 2, "n_filters": 5, "hidden_dim": 8})
+    ids = torch.tensor([[1, 2, 3, 4, 0], [5, 6, 0, 0, 0]])
+    out = model(ids)
+    assert out.shape == (2, 3) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert emb.trainable.grad is not None and emb.trainable.grad[-1].abs().sum() == 0  # padding row

@@ -1,0 +1,54 @@
+import math
+
+import pytest
+import torch
+
+from embgraft.models.bag import BagClassifier
+from embgraft.models.embedding import TokenEmbedding
+from embgraft.optim import Schedule, build_optimizers, param_groups, warmup_steps
+
+
+def test_warmup_steps_count_or_share():
+    assert warmup_steps(0.1, 200) == 20 and warmup_steps(15, 200) == 15 and warmup_steps(0, 200) == 0
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("constant", [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0]),
+    ("linear", [0.25, 0.5, 0.75, 1.0, 1 - 2 / 8, 1 - 4 / 8, 0.0]),
+    ("cosine", [0.25, 0.5, 0.75, 1.0, 0.5 * (1 + math.cos(math.pi * 2 / 8)), 0.5, 0.0]),
+    ("exponential", [0.25, 0.5, 0.75, 1.0, 0.5 ** (2 / 4), 0.5 ** (4 / 4), 0.5 ** (8 / 4)]),
+])
+def test_schedule_factor_at_given_steps(name, expected):
+    s = Schedule(name, total_steps=12, warmup_steps=4, steps_per_epoch=4, gamma=0.5)
+    got = [s.factor(step) for step in (0, 1, 2, 3, 6, 8, 12)]
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_plateau_cuts_after_patience_and_resumes_its_state():
+    s = Schedule("plateau", total_steps=100, plateau_factor=0.5, plateau_patience=2)
+    for metric in (0.5, 0.6, 0.6, 0.55):
+        s.end_epoch(metric)
+    assert s.factor(50) == 0.5
+    t = Schedule("plateau", total_steps=100, plateau_factor=0.5, plateau_patience=2)
+    t.load_state_dict(s.state_dict())
+    t.end_epoch(0.59)
+    t.end_epoch(0.58)
+    assert t.factor(0) == 0.25
+
+
+def _bag(sparse=False):
+    emb = TokenEmbedding(torch.randn(10, 4), padding_idx=0, sparse=sparse)
+    return BagClassifier(embedding=emb, n_classes=3)
+
+
+def test_param_groups_no_decay_on_embedding_biases():
+    groups = param_groups(_bag(), lr=1e-3, embedding_lr=1e-4, weight_decay=0.1)["dense"]
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["embedding"]["lr"] == 1e-4 and by_name["embedding"]["weight_decay"] == 0.0
+    assert by_name["body"]["weight_decay"] == 0.1 and by_name["body"]["params"][0].shape == (3, 4)
+    assert by_name["body_no_decay"]["weight_decay"] == 0.0 and by_name["body_no_decay"]["params"][0].shape == (3,)
+
+
+def test_sparse_embedding_gets_sparse_adam():
+    opts = build_optimizers(_bag(sparse=True), name="adamw", lr=1e-3, embedding_lr=1e-3, weight_decay=0.0)
+    assert [type(o).__name__ for o in opts] == ["AdamW", "SparseAdam"]
