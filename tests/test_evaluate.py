@@ -98,6 +98,16 @@ def test_absent_class_keeps_columns_and_is_reported(multi):
     assert "no test example of: 科技" in metrics_table(m)
 
 
+def test_float32_probabilities_are_accepted_quietly(multi):
+    import warnings
+    y, p = multi
+    p32 = p.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "y_prob values do not sum to one" from scikit-learn
+        m = compute_metrics(y, p32, LABELS3)
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, p), rel=1e-5)
+
+
 def test_single_class_test_set_does_not_crash():
     p = np.array([[0.7, 0.3], [0.4, 0.6], [0.9, 0.1]])
     m = compute_metrics(np.array([0, 0, 0]), p, ["负面", "正面"])

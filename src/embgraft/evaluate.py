@@ -30,7 +30,8 @@ _ALWAYS = "every example is of this class"
 
 
 # -- validation -------------------------------------------------------------------------------------
-def _check_inputs(y_true: Any, proba: Any, labels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _check_inputs(y_true: Any, proba: Any, labels: Sequence[str], *,
+                  renormalise: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
     labels = [str(x) for x in labels]
     y = np.asarray(y_true)
     p = np.asarray(proba, dtype=np.float64)
@@ -55,6 +56,8 @@ def _check_inputs(y_true: Any, proba: Any, labels: Sequence[str]) -> tuple[np.nd
     worst = float(np.abs(p.sum(axis=1) - 1).max())
     if worst > 1e-3:
         raise EmbgraftError(f"proba rows must sum to 1 (off by up to {worst:.3g})")
+    if renormalise:  # float32 softmax rows sum to 1 only to ~1e-7: renormalise in float64 (argmax unchanged)
+        p = p / p.sum(axis=1, keepdims=True)
     return y, p, labels
 
 
@@ -187,7 +190,7 @@ def confident_errors(texts: Sequence[str], y_true: Any, proba: Any, labels: Sequ
     n_classes). Each item: ``text``, ``gold`` and ``predicted`` (class names), ``probability``
     (of the predicted class). Ties keep the input order.
     """
-    y, p, labels = _check_inputs(y_true, proba, labels)
+    y, p, labels = _check_inputs(y_true, proba, labels, renormalise=False)  # report the model's own figure
     if len(texts) != len(y):
         raise EmbgraftError(f"{len(texts)} texts for {len(y)} labels")
     if n < 0:
