@@ -237,7 +237,9 @@ def _run_sections(run: Path, images: _Images) -> list[str]:
                 rows.append((split, s.get("accuracy"), s.get("macro_f1"), s.get("loss")))
         out = _table(["split", "accuracy", "macro-F1", "loss"], rows, numeric=[False, True, True, True]) if rows \
             else _na("dev/test metrics")
-        extra = [(k, m[k]) for k in ("best_epoch", "train_seconds", "samples_per_s") if k in m]
+        extra = [(k, m[k]) for k in ("metric", "best_epoch", "epochs_run", "n_train", "train_seconds",
+                                     "samples_per_s", "device", "amp", "world_size")
+                 if k in m and m[k] is not None]
         if extra:
             out += _table(["", "value"], extra, numeric=[False, True])
         return out
