@@ -170,6 +170,7 @@ def test_minimal_run_says_what_is_missing(tmp_path):
     text = write_report(run).read_text(encoding="utf-8")
     assert_self_contained(text)
     assert "random initialisation, no graft" in text
+    assert "unset (defaults of the model or data): graft_dir" in text and "<td>graft_dir</td>" not in text
     assert text.count("not available (run <code>embgraft evaluate") == 6
     assert "history.csv (training curves): not available" in text
     assert images(text) == []

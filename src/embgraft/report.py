@@ -218,8 +218,12 @@ def _run_sections(run: Path, images: _Images) -> list[str]:
             raise MalformedFileError(run / "config.json", None, "expected a JSON object")
         state["config"] = cfg
         rows = [(k, _Raw(_e(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))))
-                for k, v in cfg.items()]
+                for k, v in cfg.items() if v is not None and v != {}]
         out = _table(["setting", "value"], rows)
+        unset = [k for k, v in cfg.items() if v is None or v == {}]
+        if unset:
+            out += f'<p class="meta">unset (defaults of the model or data): {_e(", ".join(unset))}</p>'
+
         labels_file = run / "labels.txt"
         if labels_file.is_file():
             labels = read_labels(labels_file)
