@@ -208,7 +208,7 @@ class DemoResult:
     vectors: dict[str, Path]  # level -> word2vec text file
     results: dict  # level -> GraftResult
     seconds: float
-    runs: dict = None  # "grafted" / "random" -> train.TrainOutcome of the demo classifier
+    runs: dict = None  # compare.json of the demo classifier: grafted vs random rows
 
 
 def write_sentiment_tsv(
@@ -260,7 +260,8 @@ def run_demo(
     echo: Callable[[str], None] | None = print,
     train_model: str | None = "textcnn",
     train_fraction: float = 0.2,
-    train_epochs: int = 6,
+    train_epochs: int = 5,
+    train_seeds: int = 3,
 ) -> DemoResult:
     """Pre-train (or reuse) the stand-in vectors, graft the sentiment corpus, print coverage.
 
@@ -268,10 +269,11 @@ def run_demo(
     for a quick run. ``out_dir`` is replaced whole on every run (see the module docstring);
     ``echo`` receives every line meant for the user (``None``: silent).
 
-    Then ``train_model`` (None: skip) is trained on the reviews at character level twice, on
-    the grafted rows and on random rows of the same scale, and both test accuracies are printed:
-    the reviews are split 0.8/0.1/0.1 (stratified) and ``train_fraction`` of the training part
-    is used, since pretrained rows matter most when labelled data is scarce.
+    Then ``train_model`` (None: skip) is compared on the reviews at character level, on the
+    grafted rows and on random rows of the same scale over ``train_seeds`` seeds (``compare``,
+    with its TF-IDF baseline and paired test), and ``report.html`` is written: the reviews are
+    split 0.8/0.1/0.1 (stratified) and ``train_fraction`` of the training part is used, since
+    pretrained rows matter most when labelled data is scarce.
     """
     from embgraft.graft import graft
     from embgraft.tokenize import Recipe
@@ -315,7 +317,7 @@ def run_demo(
     runs = {}
     if train_model is not None and "char" in levels:
         runs = train_demo_classifiers(out, tsv, model=train_model, train_fraction=train_fraction,
-                                      epochs=train_epochs, progress=progress, say=say)
+                                      epochs=train_epochs, seeds=train_seeds, progress=progress, say=say)
     seconds = time.perf_counter() - started
     say("")
     say(f"demo done in {seconds:.1f}s. The stand-in vectors (Word2Vec on People's Daily 1998, "
@@ -326,26 +328,28 @@ def run_demo(
 
 
 def train_demo_classifiers(out: Path, tsv: Path, *, model: str, train_fraction: float, epochs: int,
-                           progress: bool, say: Callable[[str], None]) -> dict:
-    """Train ``model`` on the reviews with the char graft's rows and with random rows; print both."""
+                           progress: bool, say: Callable[[str], None], seeds: int = 3) -> dict:
+    """``embgraft compare`` of ``model`` on the reviews: grafted char rows vs random rows of the
+    same scale, over ``seeds`` seeds, with the TF-IDF baseline; then ``report.html``."""
+    from embgraft.compare import compare, make_setups
     from embgraft.config import TrainConfig
-    from embgraft.train import train
+    from embgraft.report import write_report
 
-    runs = {}
     say("")
-    say(f"== training a {model} on {int(train_fraction * 100)}% of the reviews' training split, "
-        "grafted vs random rows (same vocabulary, same scale, same seed)")
-    for name, random_init in (("grafted", False), ("random", True)):
-        config = TrainConfig(data=str(tsv), format="tsv", graft=str(out / "char"), random_init=random_init,
-                             model=model, train_fraction=train_fraction, epochs=epochs, max_len=64,
-                             batch_size=64, lr=1e-3, patience=2, seed=0, tensorboard="off")
-        runs[name] = train(config, out=out / f"run-{name}", force=True, progress=progress,
-                           log=lambda line, **_: None)
-        test = runs[name].metrics["test"]
-        say(f"  {name:8s} test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "
-            f"({runs[name].metrics['epochs_run']} epochs, {runs[name].metrics['samples_per_s']:,.0f} samples/s)"
-            f" -> {out / f'run-{name}'}")
-    gain = runs["grafted"].metrics["test"]["accuracy"] - runs["random"].metrics["test"]["accuracy"]
-    say(f"  grafting {'gained' if gain >= 0 else 'lost'} {abs(100 * gain):.1f} points of test accuracy. "
-        f"Try: embgraft predict {out / 'run-grafted'} \"这家酒店服务很好\"")
-    return runs
+    say(f"== {model} on {int(train_fraction * 100)}% of the reviews' training split: grafted vs random rows "
+        f"(same vocabulary, same scale), {seeds} seeds, TF-IDF + LinearSVC beside them")
+    base = TrainConfig(data=str(tsv), format="tsv", graft=str(out / "char"), model=model, epochs=epochs,
+                       max_len=64, batch_size=64, lr=1e-3, patience=2, tensorboard="off")
+    setups = make_setups(models=[model], grafts=[str(out / "char")], embeddings=["full"])
+    report = compare(base, setups=setups, seeds=seeds, out=out / "compare", train_fractions=[train_fraction],
+                     force=True, progress=progress, log=say)
+    html = write_report(out / "compare", force=True)
+    by = {r["setup"]: r for r in report["summary"]}
+    grafted, random = by[f"{model}/grafted"], by[f"{model}/random"]
+    gain = grafted["accuracy_mean"] - random["accuracy_mean"]
+    say(f"grafted rows {'gained' if gain >= 0 else 'lost'} {abs(100 * gain):.1f} points of test accuracy "
+        f"(p = {grafted['p_value']:.3g}, {grafted['test']}).")
+    say(f"report: {html.resolve()}")
+    first = next(r["run_dir"] for r in report["results"] if r["setup"] == f"{model}/grafted")
+    say(f"Try: embgraft predict {first} \"这家酒店服务很好\"")
+    return report

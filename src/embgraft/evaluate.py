@@ -420,3 +420,59 @@ def compare_table(summary: Sequence[dict[str, Any]], *, baseline: dict[str, Any]
         rows.append((str(r.get("setup")), "" if frac is None else f"{frac:g}", str(r.get("n_seeds") or ""),
                      pm(r, "accuracy"), pm(r, "macro_f1"), str(r.get("vs") or ""), p(r), str(r.get("test") or "")))
     return _table(rows, left="l----l-l")
+
+
+# -- a run on a data file ---------------------------------------------------------------------------
+EVALUATION_DIR = "evaluation"
+
+
+def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, *, out: str | os.PathLike | None = None,
+                 fmt: str | None = None, text_column: str | None = None, label_column: str | None = None,
+                 on_bad_row: str = "error", n_errors: int = 20, force: bool = False, log=print) -> dict[str, Any]:
+    """Score a run directory on a labelled file; write ``metrics.json``, ``errors.tsv``,
+    ``drift.json`` and the plots into ``out`` (default ``RUN/evaluation``) and print the table.
+
+    Labels go through the run's own ``labels.txt``: a label the run was not trained on is an
+    error at its file:line (``on_bad_row="skip"`` counts it instead).
+    """
+    import json
+
+    from embgraft._fs import atomic_dir
+    from embgraft.classifier import Classifier
+    from embgraft.data import read_examples
+    from embgraft.drift import drift_for_run
+    from embgraft.plots import plot_confusion, plot_drift, plot_pr, plot_reliability, plot_roc
+
+    run = Path(run)
+    target = Path(out) if out is not None else run / EVALUATION_DIR
+    from embgraft._fs import check_writable
+
+    check_writable(target, force=force)
+    clf = Classifier.load(run)
+    examples = read_examples(data, fmt=fmt, text_column=text_column, label_column=label_column,
+                             on_bad_row=on_bad_row)
+    y, examples = clf.labels.encode(examples, on_bad_row=on_bad_row)
+    proba = clf.predict_proba(examples.texts)
+    metrics = compute_metrics(y, proba, clf.labels.names)
+    metrics.update(data=str(data), n_skipped=examples.n_skipped, skipped=examples.skipped)
+    errors = confident_errors(examples.texts, y, proba, clf.labels.names, n=n_errors)
+    drift = None
+    if getattr(clf.model, "embedding", None) is not None and (run / "embedding_init.safetensors").is_file():
+        drift = drift_for_run(run, clf.model.embedding.full_weight().detach().cpu().numpy())
+    with atomic_dir(target, force=force) as tmp:
+        with open(tmp / "metrics.json", "w", encoding="utf-8") as f:
+            json.dump(metrics, f, ensure_ascii=False, indent=2)
+        write_errors_tsv(tmp / "errors.tsv", errors)
+        plot_confusion(metrics["confusion"]["counts"], clf.labels.names, tmp / "confusion.png")
+        plot_roc(metrics, tmp / "roc.png")
+        plot_pr(metrics, tmp / "pr.png")
+        plot_reliability(metrics, tmp / "reliability.png")
+        if drift is not None:
+            with open(tmp / "drift.json", "w", encoding="utf-8") as f:
+                json.dump(drift, f, ensure_ascii=False, indent=2)
+            plot_drift(drift, tmp / "drift.png")
+    log(metrics_table(metrics))
+    if examples.n_skipped:
+        log(f"skipped {examples.n_skipped} bad rows, e.g. " + "; ".join(examples.skipped[:3]))
+    log(f"-> {target}: metrics.json, errors.tsv, {'drift.json, ' if drift else ''}confusion/roc/pr/reliability PNGs")
+    return metrics

@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extend": ("embgraft.cli.extend", "add tokens to a transformer's tokenizer and embedding (mean of old pieces)"),
     "train": ("embgraft.cli.train", "train a text classifier on a grafted (or random) embedding"),
     "predict": ("embgraft.cli.predict", "classify texts with a trained run directory"),
+    "evaluate": ("embgraft.cli.evaluate", "score a run on labelled data: metrics, plots, errors, drift"),
+    "cv": ("embgraft.cli.cv", "k-fold stratified cross-validation with the train options"),
+    "compare": ("embgraft.cli.compare", "set-ups x seeds (+ TF-IDF baseline, significance vs random init)"),
+    "report": ("embgraft.cli.report", "one self-contained report.html for a run or compare directory"),
     "demo": ("embgraft.cli.demo", "offline demo: stand-in vectors from People's Daily, grafted onto review sentiment"),
 }
 

@@ -85,17 +85,22 @@ def _parse_type(hint) -> typing.Callable[[str], typing.Any]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from embgraft.config import TrainConfig
-
-    p.add_argument("--config", metavar="FILE", help="YAML or JSON config; flags override its keys")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing RUN_DIR")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR from its last checkpoint")
+    add_config_arguments(p)
+
+
+def add_config_arguments(p: argparse.ArgumentParser, *, skip: frozenset[str] = frozenset()) -> None:
+    """``--config`` and one flag per ``TrainConfig`` field (but ``skip``); shared with cv and compare."""
+    from embgraft.config import TrainConfig
+
+    p.add_argument("--config", metavar="FILE", help="YAML or JSON config; flags override its keys")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     hints = typing.get_type_hints(TrainConfig)
     g = p.add_argument_group("training config (also as keys of --config)")
     for f in fields(TrainConfig):
-        if f.name in _SKIP:
+        if f.name in _SKIP or f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = None if f.default is MISSING else f.default
@@ -108,11 +113,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                                      in (None, "") else f" (default {default})"))
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace, *, not_config: frozenset[str] = frozenset(), **fixed):
+    """The ``TrainConfig`` of ``--config`` plus the flags given (``not_config`` are other options)."""
     from embgraft.config import TrainConfig
 
-    skip = {"config", "out", "force", "resume", "no_progress", "command", "debug"}
+    skip = {"config", "out", "force", "resume", "no_progress", "command", "debug"} | set(not_config)
     overrides = {k: v for k, v in vars(args).items() if k not in skip}
+    overrides.update(fixed)
     return TrainConfig.from_sources(file=args.config, overrides=overrides)
 
 
