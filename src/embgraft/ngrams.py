@@ -51,12 +51,11 @@ def add_ngram_rows(result: GraftResult, texts: Sequence[str], *, n: int, min_cou
     new = [(g, c) for g, c in counts.most_common() if c >= min_count and g not in vocab]
     if max_rows is not None:
         new = new[:max_rows]
-    tokenize = recipe.tokenizer()
     dim = result.weights.shape[1]
     rows = np.empty((len(new), dim), dtype=np.float32)
     provenance = []
     for r, (gram, _) in enumerate(new):
-        pieces = _pieces(gram, recipe.level, tokenize)
+        pieces = _pieces(gram, recipe.level)
         ids = vocab.encode(pieces)
         rows[r] = result.weights[ids].mean(axis=0) * scale
         provenance.append(Provenance(NGRAM_METHOD, "ngram", tuple(pieces)))
@@ -69,5 +68,5 @@ def add_ngram_rows(result: GraftResult, texts: Sequence[str], *, n: int, min_cou
                        report=result.report, dtype=result.dtype, recipe=recipe)
 
 
-def _pieces(gram: str, level: str, tokenize) -> list[str]:
+def _pieces(gram: str, level: str) -> list[str]:
     return list(gram) if level == "char" else gram.split(" ")

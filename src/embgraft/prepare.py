@@ -15,7 +15,6 @@ import numpy as np
 from embgraft.config import TrainConfig
 from embgraft.data import (EncodedSet, Examples, LabelSet, TextEncoder, encode, read_examples,
                            stratified_split, stratified_subset)
-from embgraft.errors import ConfigError
 from embgraft.result import Provenance
 
 DEFAULT_MAX_LEN = 256

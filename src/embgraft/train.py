@@ -7,10 +7,8 @@ inputs (``prepare``), the run directory (``rundir``), and the distributed set-up
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +194,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
         if d.world > 1:
             order = (order * d.world)[: steps_per_epoch * d.world][d.rank::d.world]
         bar = tqdm(total=len(order), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                   disable=(None if progress else True) or not d.main)
+                   disable=None if progress and d.main else True)  # None: off when not a terminal
         train_model.train()
         t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
         for ids, labels, _ in batches(prep.train, order, min_len=min_len):
@@ -217,11 +215,10 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
             state["step"] += 1
             n_seen += len(labels)
             loss_sum += float(loss.detach()) * len(labels)
-            if bar is not None:
-                bar.update(1)
-                if state["step"] % 10 == 0:
-                    bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", lr=f"{optimizers[0].param_groups[0]['lr']:.2e}",
-                                    sps=f"{n_seen * d.world / (time.perf_counter() - t0):,.0f}")
+            bar.update(1)
+            if state["step"] % 10 == 0 and not bar.disable:
+                bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", lr=f"{optimizers[0].param_groups[0]['lr']:.2e}",
+                                sps=f"{n_seen * d.world / (time.perf_counter() - t0):,.0f}")
             if config.log_every and state["step"] % config.log_every == 0 and d.main:
                 rundir.log_step(out, {"step": state["step"], "epoch": epoch + 1, "train_loss": loss_sum / n_seen,
                                       "lr": _lr(optimizers, "body"), "embedding_lr": _lr(optimizers, "embedding")})
