@@ -141,3 +141,16 @@ def test_one_file_split_into_train_dev_test(tiny_task, tmp_path):
     out = train(TrainConfig(data=str(both), split=(0.6, 0.2, 0.2), graft=str(tiny_task["graft"]), model="bag",
                             epochs=1, lr=0.05, tensorboard="off"), out=tmp_path / "run", **QUIET)
     assert (out.metrics["dev"]["n"], out.metrics["test"]["n"]) == (32, 32)
+
+
+def test_step_log_and_schedule_in_history(tiny_task, tmp_path):
+    run = train(config(tiny_task, schedule="linear", log_every=2, epochs=2), out=tmp_path / "run", **QUIET).out
+    steps = list(csv.DictReader(open(run / "history_steps.csv", encoding="utf-8")))
+    assert [int(r["step"]) for r in steps] == list(range(2, 17, 2))  # 120 texts / 16 = 8 steps an epoch
+    lrs = [float(r["lr"]) for r in steps]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] == pytest.approx(0.05 * (1 - 1 / 16))
+
+
+def test_bf16_autocast_on_cpu(tiny_task, tmp_path):
+    out = train(config(tiny_task, model="textcnn", n_filters=4, amp="bf16", epochs=1), out=tmp_path / "run", **QUIET)
+    assert out.metrics["amp"] == "bfloat16" and 0 <= out.metrics["test"]["accuracy"] <= 1
