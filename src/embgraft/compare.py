@@ -127,9 +127,9 @@ def compare(base: TrainConfig, *, setups: Sequence[Setup], seeds: int, out: str 
                 f"macro-F1 {scores['macro_f1']:.4f}  (fit {scores['fit_seconds']:.1f}s)")
             for s in setups:
                 for seed in range(seeds):
+                    # replace() validates again: each set-up must make a valid config on its own
                     cfg = replace(base, model=s.model, graft=s.graft, random_init=s.random_init,
                                   embedding=s.embedding, seed=seed, train_fraction=frac)
-                    cfg.__post_init__()  # the set-up must make a valid config on its own
                     rel = Path("runs") / _slug(s.name) / f"fraction-{frac:g}-seed-{seed}"
                     outcome = train(cfg, out=tmp / rel, force=True, progress=progress, log=quiet)
                     test = outcome.metrics["test"]
