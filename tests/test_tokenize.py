@@ -69,3 +69,28 @@ def test_char_level_never_imports_jieba():
         "assert 'jieba' not in sys.modules, 'jieba imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_recipe_round_trip_carries_its_user_dictionary(tmp_path):
+    from embgraft.tokenize import Recipe
+
+    user = tmp_path / "mine.txt"
+    user.write_text("量子纠缠态 10 n\n", encoding="utf-8")
+    recipe = Recipe(level="word", user_dict=str(user), lowercase=True, max_len=32)
+    out = tmp_path / "graft"
+    out.mkdir()
+    recipe.save(out)
+    user.unlink()  # the directory must not depend on the original file
+    back = Recipe.load(out)
+    assert (back.level, back.lowercase, back.max_len) == ("word", True, 32)
+    assert back.user_dict == str(out / "user_dict.txt")
+    assert "量子纠缠态" in back.tokenizer()("ABC量子纠缠态")
+    assert back.tokenizer()("ABC")[0] == "abc"
+
+
+def test_recipe_problems_reported_together():
+    from embgraft.tokenize import Recipe
+
+    with pytest.raises(ConfigError) as e:
+        Recipe(level="bpe", user_dict="x.txt", max_len=0)
+    assert "level must be one of" in str(e.value) and "max_len must be a positive integer" in str(e.value)
