@@ -141,3 +141,16 @@ def test_one_file_split_into_train_dev_test(tiny_task, tmp_path):
     out = train(TrainConfig(data=str(both), split=(0.6, 0.2, 0.2), graft=str(tiny_task["graft"]), model="bag",
                             epochs=1, lr=0.05, tensorboard="off"), out=tmp_path / "run", **QUIET)
     assert (out.metrics["dev"]["n"], out.metrics["test"]["n"]) == (32, 32)
+
+
+def test_macro_f1_matches_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from embgraft.train import macro_f1
+
+    rng = np.random.default_rng(0)
+    labels, pred = rng.integers(0, 5, 300), rng.integers(0, 6, 300) % 5
+    pred[pred == 4] = 3  # class 4 never predicted
+    for n in (5, 7):  # 7: classes absent from both
+        assert macro_f1(labels, pred, n) == pytest.approx(
+            f1_score(labels, pred, labels=list(range(n)), average="macro", zero_division=0))
