@@ -45,7 +45,11 @@ class TokenEmbedding(nn.Module):
         self.register_buffer("trainable_mask", is_t, persistent=False)
         self.register_buffer("frozen_table", torch.cat([weight[is_f], weight.new_zeros(1, dim)]),
                              persistent=False)
-        self.trainable = nn.Parameter(torch.cat([weight[is_t], weight.new_zeros(1, dim)]))
+        # gathered straight into the parameter's storage: ``torch.cat([weight[is_t], zeros])``
+        # held two extra copies of the table at once (~120 MB for a 75k-row bigram bag)
+        trainable = weight.new_zeros(n_t + 1, dim)
+        torch.index_select(weight, 0, torch.nonzero(is_t).squeeze(1), out=trainable[:n_t])
+        self.trainable = nn.Parameter(trainable)
         self.n_tokens, self.dim, self.padding_idx, self.sparse = n_tokens, dim, padding_idx, sparse
         self.n_frozen, self.n_trainable = n_f, n_t
 
