@@ -97,7 +97,7 @@ def predict_logits(model, data: EncodedSet, *, batch_size: int, device: torch.de
     model.eval()
     out = np.empty((len(data), 0), dtype=np.float32)
     order = batch_order(data.lengths, batch_size=batch_size, shuffle=False, seed=0, epoch=0)
-    for ids, _, idx in batches(data, order, min_len=min_len):
+    for ids, _, idx in batches(data, order, min_len=min_len, multiple=getattr(model, "pad_multiple", 1)):
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(ids.to(device)).float().cpu().numpy()
         if out.shape[1] == 0:
@@ -200,6 +200,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
     best_weights = rundir.read_best(out, model) if resume and state["best"] is not None else None
 
     min_len = prep.min_len
+    multiple = getattr(model, "pad_multiple", 1)  # batch widths rounded up to this (see TextCNN)
     dev_labels = prep.dev.labels
     for epoch in range(state["epoch"], config.epochs):
         if config.embedding_mode == "gradual":
@@ -213,7 +214,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
                    disable=(None if progress else True) or not d.main)
         train_model.train()
         t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
-        for ids, labels, _ in batches(prep.train, order, min_len=min_len):
+        for ids, labels, _ in batches(prep.train, order, min_len=min_len, multiple=multiple):
             # -- one step: forward under autocast, backward, clip, LR from the schedule, update
             ids, labels = ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             set_lr(optimizers, schedule.factor(state["step"]))
