@@ -426,6 +426,18 @@ def main(argv: list[str] | None = None) -> int:
               f"fwd+bwd speed measured in this run ({cnn['samples_per_s'] / convs['weights_only']:.2f}x of their "
               "speed without the gradient to their input)")
     print()
+    print("Training speed, grafted, full data (samples/s over all epochs; the first epoch also pays "
+          "for one-off set-up):")
+    print()
+    print("| model | samples/s | first epoch | later epochs | epochs run (mean) | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for name, _ in MODELS:
+        s = rows.get((name, "grafted"), {}).get(1.0)
+        if s and "samples_per_s" in s:
+            later = s.get("later_epochs_samples_per_s")
+            print(f"| {name} | {s['samples_per_s']:,.0f} | {s.get('first_epoch_samples_per_s', 0):,.0f} | "
+                  f"{'—' if later is None else f'{later:,.0f}'} | {s.get('epochs_run', 0):.1f} | {_fmt_rss(s)} |")
+    print()
     print("| target | value | required | met |")
     print("|---|---|---|---|")
     for key, t in targets.items():
