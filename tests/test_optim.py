@@ -70,3 +70,24 @@ def test_row_adam_follows_sparse_adam_and_leaves_untouched_rows():
             opt.step()
     assert torch.allclose(a, b, atol=1e-4) and not torch.allclose(a, w0, atol=1e-2)
     assert torch.equal(b[40:], w0[40:]) and torch.equal(b[0], w0[0])
+
+
+def test_row_adam_without_the_fused_kernel_computes_the_same(monkeypatch):
+    from embgraft.optim import RowAdam
+
+    torch.manual_seed(0)
+    w0 = torch.randn(30, 4)
+    ids = [torch.randint(0, 30, (8, 3)) for _ in range(5)]
+
+    def run():
+        p = torch.nn.Parameter(w0.clone())
+        opt = RowAdam([p], lr=0.01)
+        for batch in ids:
+            opt.zero_grad()
+            torch.nn.functional.embedding(batch, p, sparse=True).pow(2).sum().backward()
+            opt.step()
+        return p.detach()
+
+    fused = run()
+    monkeypatch.setattr(torch, "_fused_adam_", None, raising=False)
+    assert torch.allclose(run(), fused, atol=1e-6)

@@ -183,12 +183,28 @@ def _row_adam_class():
                         state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["step"] += 1
                     w, m, v = (t.index_select(0, rows) for t in (p, state["exp_avg"], state["exp_avg_sq"]))
-                    torch._fused_adam_([w], [g.contiguous()], [m], [v], [], [state["step"]], lr=group["lr"],
-                                       beta1=beta1, beta2=beta2, weight_decay=0.0, eps=group["eps"],
-                                       amsgrad=False, maximize=False)
+                    _adam_rows(w, g.contiguous(), m, v, state["step"], lr=group["lr"], beta1=beta1, beta2=beta2,
+                               eps=group["eps"])
                     for table, new in ((p, w), (state["exp_avg"], m), (state["exp_avg_sq"], v)):
                         table.index_copy_(0, rows, new)
             return loss
+
+    def _adam_rows(w, g, m, v, step, *, lr, beta1, beta2, eps):
+        """One Adam step on the gathered rows, in place: PyTorch's fused kernel where it has one
+        for this device, else the same arithmetic op by op."""
+        fused = getattr(torch, "_fused_adam_", None)  # a private op: absent from older PyTorch
+        if fused is not None:
+            try:
+                fused([w], [g], [m], [v], [], [step], lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps,
+                      amsgrad=False, maximize=False)
+                return
+            except (NotImplementedError, RuntimeError):  # no kernel for this device
+                pass
+        t = float(step)
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (v / (1 - beta2 ** t)).sqrt_().add_(eps)
+        w.addcdiv_(m, denom, value=-lr / (1 - beta1 ** t))
 
     def _unique_rows(grad):
         """(row ids, their gradient rows) of a sparse gradient, one row per id. A gradient from

@@ -129,12 +129,13 @@ class _Bag(torch.autograd.Function):
         out = F.embedding_bag(ids, table.detach(), mode="sum")
         counts = _counts(ids, pad, out.dtype) if mean else None
         ctx.save_for_backward(ids, counts)
-        ctx.pad, ctx.sparse, ctx.table_shape = pad, sparse, table.shape
+        ctx.pad, ctx.sparse, ctx.table_shape, ctx.dtype = pad, sparse, table.shape, table.dtype
         return out / counts if mean else out
 
     @staticmethod
     def backward(ctx, grad_out):
         ids, counts = ctx.saved_tensors
+        grad_out = grad_out.to(ctx.dtype)  # under autocast it may come back in bf16
         if counts is not None:  # a bag's mean spreads its gradient evenly over its tokens
             grad_out = grad_out / counts
         keep = ids != ctx.pad
