@@ -257,6 +257,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
         improved = state["best"] is None or dev[config.metric] > state["best"]
         if improved:
             state.update(best=dev[config.metric], best_epoch=epoch + 1, bad_epochs=0)
+            best_weights = None  # let the old copy go before the new one is made (peak RSS)
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             state["bad_epochs"] += 1
