@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo bench bench-train clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/graft_vectors.py
+
+# classifiers on a grafted embedding vs random init and peers (issue 6); ~25 min on 2 cores.
+# Reads ../shared/data; fastText rows need `pip install fasttext-wheel`.
+bench-train: $(STAMP)
+	$(PY) bench/train.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -49,6 +49,45 @@ def test_param_groups_no_decay_on_embedding_biases():
     assert by_name["body_no_decay"]["weight_decay"] == 0.0 and by_name["body_no_decay"]["params"][0].shape == (3,)
 
 
-def test_sparse_embedding_gets_sparse_adam():
+def test_sparse_embedding_gets_a_row_wise_adam():
     opts = build_optimizers(_bag(sparse=True), name="adamw", lr=1e-3, embedding_lr=1e-3, weight_decay=0.0)
-    assert [type(o).__name__ for o in opts] == ["AdamW", "SparseAdam"]
+    assert [type(o).__name__ for o in opts] == ["AdamW", "RowAdam"]
+
+
+def test_row_adam_follows_sparse_adam_and_leaves_untouched_rows():
+    from embgraft.optim import RowAdam
+
+    torch.manual_seed(0)
+    w0 = torch.randn(50, 8)
+    w0[0] = 0
+    a, b = torch.nn.Parameter(w0.clone()), torch.nn.Parameter(w0.clone())
+    opt_a, opt_b = torch.optim.SparseAdam([a], lr=0.01), RowAdam([b], lr=0.01)
+    for _ in range(20):
+        ids = torch.randint(0, 40, (16, 5))  # rows 40..49 never occur
+        for p, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            torch.nn.functional.embedding(ids, p, padding_idx=0, sparse=True).pow(2).sum().backward()
+            opt.step()
+    assert torch.allclose(a, b, atol=1e-4) and not torch.allclose(a, w0, atol=1e-2)
+    assert torch.equal(b[40:], w0[40:]) and torch.equal(b[0], w0[0])
+
+
+def test_row_adam_without_the_fused_kernel_computes_the_same(monkeypatch):
+    from embgraft.optim import RowAdam
+
+    torch.manual_seed(0)
+    w0 = torch.randn(30, 4)
+    ids = [torch.randint(0, 30, (8, 3)) for _ in range(5)]
+
+    def run():
+        p = torch.nn.Parameter(w0.clone())
+        opt = RowAdam([p], lr=0.01)
+        for batch in ids:
+            opt.zero_grad()
+            torch.nn.functional.embedding(batch, p, sparse=True).pow(2).sum().backward()
+            opt.step()
+        return p.detach()
+
+    fused = run()
+    monkeypatch.setattr(torch, "_fused_adam_", None, raising=False)
+    assert torch.allclose(run(), fused, atol=1e-6)

@@ -154,3 +154,16 @@ def test_step_log_and_schedule_in_history(tiny_task, tmp_path):
 def test_bf16_autocast_on_cpu(tiny_task, tmp_path):
     out = train(config(tiny_task, model="textcnn", n_filters=4, amp="bf16", epochs=1), out=tmp_path / "run", **QUIET)
     assert out.metrics["amp"] == "bfloat16" and 0 <= out.metrics["test"]["accuracy"] <= 1
+
+
+def test_macro_f1_matches_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from embgraft.train import macro_f1
+
+    rng = np.random.default_rng(0)
+    labels, pred = rng.integers(0, 5, 300), rng.integers(0, 6, 300) % 5
+    pred[pred == 4] = 3  # class 4 never predicted
+    for n in (5, 7):  # 7: classes absent from both
+        assert macro_f1(labels, pred, n) == pytest.approx(
+            f1_score(labels, pred, labels=list(range(n)), average="macro", zero_division=0))

@@ -3,7 +3,7 @@
 Parameter groups: the embedding's trainable rows get ``embedding_lr`` and no weight decay (a
 decayed row drifts towards zero whether or not its token occurs); matrices of the other layers
 get ``lr`` and ``weight_decay``; biases and norms get ``lr`` and no decay. A sparse embedding
-gradient goes to ``torch.optim.SparseAdam`` (only touched rows move), the rest to AdamW.
+gradient goes to ``RowAdam`` (SparseAdam's lazy update: only touched rows move), the rest to AdamW.
 
 A schedule is a multiplier of each group's base LR, a pure function of the step (plus, for
 ``plateau``, of the dev metrics seen), so it is easy to test and to resume.
@@ -117,7 +117,7 @@ def param_groups(model, *, lr: float, embedding_lr: float | None, weight_decay: 
 
 def build_optimizers(model, *, name: str, lr: float, embedding_lr: float | None, weight_decay: float,
                      layer_lr_decay: float = 1.0, momentum: float = 0.9, fused: bool | None = None) -> list:
-    """The optimisers for ``model``: one for dense gradients, and SparseAdam for a sparse embedding.
+    """The optimisers for ``model``: one for dense gradients, and ``RowAdam`` for a sparse embedding.
 
     ``fused=True`` AdamW is many times faster per step on CPU than the default for-each
     implementation (measured in ``EXPERIMENTS.md``); it is used wherever PyTorch supports it.
@@ -140,7 +140,7 @@ def build_optimizers(model, *, name: str, lr: float, embedding_lr: float | None,
     if groups["sparse"]:
         sparse = [{k: v for k, v in g.items() if k != "weight_decay"} for g in groups["sparse"]]
         if name == "adamw":
-            optimizers.append(torch.optim.SparseAdam(sparse))
+            optimizers.append(row_adam()(sparse))
         else:  # SGD takes sparse gradients as long as it keeps no momentum
             optimizers.append(torch.optim.SGD(sparse, momentum=0.0))
     return optimizers
@@ -150,3 +150,91 @@ def set_lr(optimizers: list, factor: float) -> None:
     for opt in optimizers:
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * factor
+
+
+def _row_adam_class():
+    import torch
+
+    class RowAdam(torch.optim.Optimizer):
+        """Adam on the rows of a sparse gradient only (lazy Adam, as ``torch.optim.SparseAdam``):
+        a row's moments and value change only in steps whose batch holds its token, with the
+        optimiser's global step count in the bias correction.
+
+        SparseAdam builds masked views of its moment tables with ``sparse_mask``, which cost
+        more than all the rest of a bag's training step here. This gathers the touched rows of
+        the weight and both moments, updates them with PyTorch's fused Adam kernel (one pass),
+        and writes them back. Its update is Adam's (eps added to the bias-corrected root, where
+        SparseAdam adds it before the correction: the same up to that eps; tests/test_optim.py
+        compares the two).
+        """
+
+        def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+            super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            loss = None if closure is None else closure()
+            for group in self.param_groups:
+                beta1, beta2 = group["betas"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    if not p.grad.is_sparse:
+                        raise RuntimeError("RowAdam takes sparse gradients; use AdamW for dense ones")
+                    rows, g = _unique_rows(p.grad)
+                    if rows.numel() == 0:
+                        continue
+                    state = self.state[p]
+                    if not state:
+                        state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["step"] += 1
+                    w, m, v = (t.index_select(0, rows) for t in (p, state["exp_avg"], state["exp_avg_sq"]))
+                    _adam_rows(w, g.contiguous(), m, v, state["step"], lr=group["lr"], beta1=beta1, beta2=beta2,
+                               eps=group["eps"])
+                    for table, new in ((p, w), (state["exp_avg"], m), (state["exp_avg_sq"], v)):
+                        table.index_copy_(0, rows, new)
+            return loss
+
+    def _adam_rows(w, g, m, v, step, *, lr, beta1, beta2, eps):
+        """One Adam step on the gathered rows, in place: PyTorch's fused kernel where it has one
+        for this device, else the same arithmetic op by op."""
+        fused = getattr(torch, "_fused_adam_", None)  # a private op: absent from older PyTorch
+        if fused is not None:
+            try:
+                fused([w], [g], [m], [v], [], [step], lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps,
+                      amsgrad=False, maximize=False)
+                return
+            except (NotImplementedError, RuntimeError):  # no kernel for this device
+                pass
+        t = float(step)
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (v / (1 - beta2 ** t)).sqrt_().add_(eps)
+        w.addcdiv_(m, denom, value=-lr / (1 - beta1 ** t))
+
+    def _unique_rows(grad):
+        """(row ids, their gradient rows) of a sparse gradient, one row per id. A gradient from
+        ``models.embedding._Bag`` is already so (sorted and distinct), but autograd's
+        accumulation drops its "coalesced" flag: check the order instead of sorting again."""
+        rows, values = grad._indices()[0], grad._values()
+        if rows.numel() > 1 and not bool((rows[1:] > rows[:-1]).all()):
+            grad = grad.coalesce()
+            rows, values = grad._indices()[0], grad._values()
+        return rows, values
+
+    return RowAdam
+
+
+def row_adam():
+    """The ``RowAdam`` class, built on first use: this module does not import torch at start-up."""
+    if "RowAdam" not in globals():
+        globals()["RowAdam"] = _row_adam_class()
+    return globals()["RowAdam"]
+
+
+def __getattr__(name: str):  # ``from embgraft.optim import RowAdam``
+    if name == "RowAdam":
+        return row_adam()
+    raise AttributeError(name)

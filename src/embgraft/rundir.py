@@ -20,13 +20,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embgraft._fs import atomic_file
+from embgraft._fs import _umask, atomic_file
 from embgraft.errors import ConfigError, MalformedFileError
 
 CONFIG_FILE = "config.json"
@@ -45,11 +46,23 @@ _RESUME_FREE = {"epochs", "patience", "device", "threads", "log_every", "tensorb
 
 
 def _save_tensors(path: Path, tensors: dict, metadata: dict[str, str] | None = None) -> None:
-    from safetensors.torch import save
+    import tempfile
 
-    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
-    with atomic_file(path, force=True, mode="wb") as f:
-        f.write(data)
+    from safetensors.torch import save_file
+
+    # save_file streams the tensors to disk; save() built the whole file as one bytes object
+    # first: a second copy of a checkpoint's weights and Adam moments in memory. Written beside
+    # ``path`` and renamed onto it, as atomic_file does.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _load_tensors(path: Path) -> dict:

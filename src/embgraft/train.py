@@ -95,7 +95,7 @@ def predict_logits(model, data: EncodedSet, *, batch_size: int, device: torch.de
     model.eval()
     out = np.empty((len(data), 0), dtype=np.float32)
     order = batch_order(data.lengths, batch_size=batch_size, shuffle=False, seed=0, epoch=0)
-    for ids, _, idx in batches(data, order, min_len=min_len):
+    for ids, _, idx in batches(data, order, min_len=min_len, multiple=getattr(model, "pad_multiple", 1)):
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(ids.to(device)).float().cpu().numpy()
         if out.shape[1] == 0:
@@ -106,15 +106,29 @@ def predict_logits(model, data: EncodedSet, *, batch_size: int, device: torch.de
 
 
 def scores(logits: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Accuracy, macro-F1 (scikit-learn) and mean cross-entropy of ``logits`` (n, C) against ``labels`` (n,)."""
-    from sklearn.metrics import accuracy_score, f1_score
+    """Accuracy, macro-F1 and mean cross-entropy of ``logits`` (n, C) against ``labels`` (n,).
 
+    Macro-F1 is scikit-learn's ``f1_score(average="macro", labels=range(C), zero_division=0)``,
+    computed here from the confusion counts: importing scikit-learn for it added ~80 MB to a
+    training process's peak RSS (tests/test_train.py checks the two agree).
+    """
     pred = logits.argmax(axis=1)
     loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
-    return {"accuracy": float(accuracy_score(labels, pred)),
-            "macro_f1": float(f1_score(labels, pred, labels=list(range(n_classes)), average="macro",
-                                       zero_division=0)),
+    return {"accuracy": float(np.mean(pred == labels)) if len(labels) else 0.0,
+            "macro_f1": macro_f1(labels, pred, n_classes),
             "loss": loss, "n": int(len(labels))}
+
+
+def macro_f1(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Unweighted mean over classes ``0..n_classes-1`` of F1 = 2 TP / (2 TP + FP + FN); 0 for a
+    class with no true and no predicted example (scikit-learn's ``zero_division=0``)."""
+    labels, pred = np.asarray(labels, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    tp = np.bincount(labels[labels == pred], minlength=n_classes)[:n_classes].astype(np.float64)
+    true = np.bincount(labels, minlength=n_classes)[:n_classes]
+    predicted = np.bincount(pred, minlength=n_classes)[:n_classes]
+    denom = (true + predicted).astype(np.float64)
+    f1 = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
+    return float(f1.mean())
 
 
 # --- the entry point ---------------------------------------------------------------------------
@@ -184,6 +198,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
     best_weights = rundir.read_best(out, model) if resume and state["best"] is not None else None
 
     min_len = prep.min_len
+    multiple = getattr(model, "pad_multiple", 1)  # batch widths rounded up to this (see TextCNN)
     dev_labels = prep.dev.labels
     for epoch in range(state["epoch"], config.epochs):
         if config.embedding_mode == "gradual":
@@ -197,7 +212,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
                    disable=None if progress and d.main else True)  # None: off when not a terminal
         train_model.train()
         t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
-        for ids, labels, _ in batches(prep.train, order, min_len=min_len):
+        for ids, labels, _ in batches(prep.train, order, min_len=min_len, multiple=multiple):
             # -- one step: forward under autocast, backward, clip, LR from the schedule, update
             ids, labels = ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             set_lr(optimizers, schedule.factor(state["step"]))
@@ -239,6 +254,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
         improved = state["best"] is None or dev[config.metric] > state["best"]
         if improved:
             state.update(best=dev[config.metric], best_epoch=epoch + 1, bad_epochs=0)
+            best_weights = None  # let the old copy go before the new one is made (peak RSS)
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             state["bad_epochs"] += 1

@@ -49,3 +49,34 @@ def test_every_model_maps_ids_to_logits(name):
     assert out.shape == (2, 3) and torch.isfinite(out).all()
     out.sum().backward()
     assert emb.trainable.grad is not None and emb.trainable.grad[-1].abs().sum() == 0  # padding row
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("frozen", [None, [0, 1, 1, 0, 0, 1, 0]])
+def test_bag_gradient_matches_a_plain_mean_and_skips_padding(sparse, frozen):
+    w = weight()
+    emb = TokenEmbedding(w, frozen=None if frozen is None else torch.tensor(frozen, dtype=torch.bool),
+                         sparse=sparse)
+    ids = torch.tensor([[1, 2, 3, 3, 0], [5, 4, 6, 0, 0], [0, 0, 0, 0, 0]])
+    upstream = torch.randn(3, 6)
+    (emb.bag(ids) * upstream).sum().backward()
+    ref = w.clone().requires_grad_(True)
+    mask = (ids != 0).unsqueeze(-1).float()
+    expected = (ref[ids] * mask).sum(1) / mask.sum(1).clamp_min(1)
+    (expected * upstream).sum().backward()
+    grad = emb.trainable.grad.to_dense() if sparse else emb.trainable.grad
+    rows = torch.nonzero(emb.trainable_mask).squeeze(1)
+    assert torch.allclose(grad[emb.t_slot[rows]], ref.grad[rows], atol=1e-6)
+    assert not grad[-1].any()  # the padding / "not mine" row gets nothing
+    assert torch.allclose(emb.bag(ids), expected.detach(), atol=1e-6)
+
+
+def test_dropout_keeps_expectation_and_is_identity_in_eval():
+    from embgraft.models.dropout import Dropout
+
+    torch.manual_seed(0)
+    d = Dropout(0.5)
+    x = torch.ones(200, 500)
+    y = d(x)
+    assert set(y.unique().tolist()) == {0.0, 2.0} and abs(y.mean().item() - 1) < 0.02
+    assert torch.equal(d.eval()(x), x)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from embgraft.models.dropout import Dropout
 from embgraft.models.embedding import TokenEmbedding
 
 
@@ -12,7 +13,7 @@ class BagClassifier(nn.Module):
     def __init__(self, *, embedding: TokenEmbedding, n_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
         self.embedding = embedding
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(embedding.dim, n_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

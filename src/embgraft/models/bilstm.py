@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from embgraft.models.dropout import Dropout
 from embgraft.models.embedding import TokenEmbedding
 
 POOLINGS = ("max", "mean", "attention")
@@ -22,7 +23,7 @@ class BiLSTM(nn.Module):
         self.lstm = nn.LSTM(embedding.dim, hidden_dim, num_layers=n_layers, batch_first=True,
                             bidirectional=True, dropout=dropout if n_layers > 1 else 0.0)
         self.attention = nn.Linear(2 * hidden_dim, 1) if pooling == "attention" else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(2 * hidden_dim, n_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

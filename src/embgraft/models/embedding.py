@@ -45,7 +45,11 @@ class TokenEmbedding(nn.Module):
         self.register_buffer("trainable_mask", is_t, persistent=False)
         self.register_buffer("frozen_table", torch.cat([weight[is_f], weight.new_zeros(1, dim)]),
                              persistent=False)
-        self.trainable = nn.Parameter(torch.cat([weight[is_t], weight.new_zeros(1, dim)]))
+        # gathered straight into the parameter's storage: ``torch.cat([weight[is_t], zeros])``
+        # held two extra copies of the table at once (~120 MB for a 75k-row bigram bag)
+        trainable = weight.new_zeros(n_t + 1, dim)
+        torch.index_select(weight, 0, torch.nonzero(is_t).squeeze(1), out=trainable[:n_t])
+        self.trainable = nn.Parameter(trainable)
         self.n_tokens, self.dim, self.padding_idx, self.sparse = n_tokens, dim, padding_idx, sparse
         self.n_frozen, self.n_trainable = n_f, n_t
 
@@ -71,8 +75,8 @@ class TokenEmbedding(nn.Module):
         parts = self._parts()
         if len(parts) == 1:
             slot, table, pad, sparse = parts[0]
-            return F.embedding_bag(slot[ids], table, mode="mean", padding_idx=pad, sparse=sparse)
-        total = sum(F.embedding_bag(slot[ids], table, mode="sum", padding_idx=pad, sparse=sparse)
+            return _embedding_bag(slot[ids], table, pad, mean=True, sparse=sparse)
+        total = sum(_embedding_bag(slot[ids], table, pad, mean=False, sparse=sparse)
                     for slot, table, pad, sparse in parts)
         return total / (ids != self.padding_idx).sum(dim=1, keepdim=True).clamp_min(1)
 
@@ -87,3 +91,60 @@ class TokenEmbedding(nn.Module):
     def set_trainable(self, flag: bool) -> None:
         """Freeze or unfreeze the trainable rows as a whole (``gradual:N`` mode)."""
         self.trainable.requires_grad_(flag)
+
+
+def _embedding_bag(ids: torch.Tensor, table: torch.Tensor, pad: int, *, mean: bool, sparse: bool) -> torch.Tensor:
+    """The mean (or sum) of each row of ``ids``' non-``pad`` rows of ``table``, whose ``pad`` row is zero.
+
+    ``F.embedding_bag`` is called without ``padding_idx``: given one, PyTorch's CPU kernel leaves
+    its fast path and took 4-7x longer here; the zero ``pad`` row adds nothing to a sum, and the
+    mean divides by the count of real tokens. Gradients come from ``_Bag``, which keeps the
+    ``pad`` row out of them.
+    """
+    if table.requires_grad and torch.is_grad_enabled():
+        return _Bag.apply(ids, table, pad, mean, sparse)
+    out = F.embedding_bag(ids, table, mode="sum")
+    return out / _counts(ids, pad, out.dtype) if mean else out
+
+
+def _counts(ids: torch.Tensor, pad: int, dtype: torch.dtype) -> torch.Tensor:
+    """(B, 1): real tokens per row (at least 1, so an all-padding row gives zeros, not NaN)."""
+    return (ids != pad).sum(dim=1, keepdim=True).clamp_min(1).to(dtype)
+
+
+class _Bag(torch.autograd.Function):
+    """Embedding bag whose backward gives one gradient row per distinct id, sparse or dense.
+
+    PyTorch's own sparse backward of ``embedding_bag`` costs in proportion to the whole table
+    (on a 75k-row bigram table, ~10x the forward) and returns one row per *occurrence*, which
+    the optimiser must then sort and sum (``coalesce``). Here: the batch's distinct ids (one sort
+    of B x T ints), each one's gradient summed by one ``index_add_`` over its occurrences,
+    returned as a coalesced sparse tensor (``sparse``) or scattered into a zero table.
+    """
+
+    @staticmethod
+    def forward(ctx, ids, table, pad, mean, sparse):
+        # detached: PyTorch picks its training kernel for a weight that requires grad, which
+        # also builds the index maps its own backward needs (and ours does not)
+        out = F.embedding_bag(ids, table.detach(), mode="sum")
+        counts = _counts(ids, pad, out.dtype) if mean else None
+        ctx.save_for_backward(ids, counts)
+        ctx.pad, ctx.sparse, ctx.table_shape, ctx.dtype = pad, sparse, table.shape, table.dtype
+        return out / counts if mean else out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        ids, counts = ctx.saved_tensors
+        grad_out = grad_out.to(ctx.dtype)  # under autocast it may come back in bf16
+        if counts is not None:  # a bag's mean spreads its gradient evenly over its tokens
+            grad_out = grad_out / counts
+        keep = ids != ctx.pad
+        bag = keep.nonzero()[:, 0]  # row-major, the order of ids[keep]
+        rows, where = torch.unique(ids[keep], sorted=True, return_inverse=True)
+        values = grad_out.new_zeros(len(rows), grad_out.shape[1]).index_add_(0, where, grad_out.index_select(0, bag))
+        if ctx.sparse:
+            grad = torch.sparse_coo_tensor(rows.unsqueeze(0), values, ctx.table_shape, is_coalesced=True,
+                                           check_invariants=False)
+        else:
+            grad = values.new_zeros(ctx.table_shape).index_copy_(0, rows, values)
+        return None, grad, None, None, None
