@@ -53,6 +53,7 @@ MODELS = [
     ("bilstm", "thucnews-bilstm.yaml"),
     ("transformer", "thucnews-transformer.yaml"),
 ]
+HEAVY = ("bilstm", "transformer")  # --heavy-seeds applies to these
 FRACTIONS = (1.0, 0.1)
 SMALL_FRACTION = 0.1
 # 900 titles are 4-8 steps an epoch: the small runs get 3x the epochs and 3x the patience of the
@@ -228,11 +229,21 @@ def _child_env() -> dict:
     return env
 
 
-def launch(kind: str, spec: dict, out: Path, name: str) -> dict:
-    """Run ``CHILDREN[kind](spec)`` in its own process; add its wall time and peak RSS."""
+def launch(kind: str, spec: dict, out: Path, name: str, *, reuse: bool = False) -> dict:
+    """Run ``CHILDREN[kind](spec)`` in its own process; add its wall time and peak RSS.
+
+    ``reuse``: a configuration already measured in ``out`` with the same spec is read back
+    instead of run again (to finish an interrupted benchmark)."""
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     spec_path, result_path = logs / f"{name}.spec.json", logs / f"{name}.result.json"
+    rusage_path = (logs / f"{name}.log").with_suffix(".rusage.json")
+    if reuse and result_path.exists() and rusage_path.exists() and spec_path.exists() and \
+            json.loads(spec_path.read_text(encoding="utf-8")) == json.loads(json.dumps(spec)):
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        usage = json.loads(rusage_path.read_text(encoding="utf-8"))
+        result.update(wall=usage["wall"], peak_rss_mb=usage["maxrss_kb"] / 1024.0, reused=True)
+        return result
     spec_path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
     result_path.unlink(missing_ok=True)
     os.environ.update({k: v for k, v in _child_env().items() if k == "PYTHONPATH"})
@@ -324,6 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     p.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default 3, quick 1)")
     p.add_argument("--models", default=",".join(m for m, _ in MODELS), help="comma-separated rows to run")
+    p.add_argument("--heavy-seeds", type=int, default=None,
+                   help="seeds for bilstm and transformer, the slow ones (default: --seeds)")
+    p.add_argument("--heavy-threads", type=int, default=None,
+                   help="torch threads for bilstm and transformer (default: PyTorch's; 1 copes better with a "
+                        "machine shared with other work)")
+    p.add_argument("--resume", action="store_true",
+                   help="read back configurations already measured in --out with the same spec")
     p.add_argument("--no-peers", action="store_true")
     p.add_argument("--child", nargs=3, metavar=("KIND", "SPEC", "RESULT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -350,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
                   classes=str(root / "class.txt"), graft=str(graft), tensorboard="off", device="cpu")
     results: dict = {"embgraft": {}, "peers": {}, "seeds": seeds, "quick": args.quick}
 
-    convs = launch("convs", {"steps": 3 if args.quick else 10, "repeats": 2 if args.quick else 5}, out, "convs")
+    convs = launch("convs", {"steps": 3 if args.quick else 10, "repeats": 2 if args.quick else 5}, out, "convs",
+                   reuse=args.resume)
     results["convs"] = convs
     note(f"TextCNN's convolutions alone: {convs.get('with_input_grad', 0):,.0f} samples/s fwd+bwd "
          f"({convs.get('weights_only', 0):,.0f} without the input gradient)")
@@ -373,8 +392,11 @@ def main(argv: list[str] | None = None) -> int:
                 if args.quick:
                     overrides["epochs"] = 2
                 tag = f"{name}-{init}-{int(fraction * 100)}pct"
-                res = launch("embgraft", {"config": str(config_path), "overrides": overrides, "seeds": seeds,
-                                          "out": str(out / "runs" / tag)}, out, tag)
+                run_seeds = seeds[: args.heavy_seeds] if name in HEAVY and args.heavy_seeds else seeds
+                if name in HEAVY and args.heavy_threads:
+                    overrides["threads"] = args.heavy_threads
+                res = launch("embgraft", {"config": str(config_path), "overrides": overrides, "seeds": run_seeds,
+                                          "out": str(out / "runs" / tag)}, out, tag, reuse=args.resume)
                 results["embgraft"][tag] = res
                 s = summarise(res)
                 rows.setdefault((name, init), {})[fraction] = s
@@ -385,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_peers:
         for fraction in FRACTIONS:
             tag = f"tfidf-svm-{int(fraction * 100)}pct"
-            res = launch("sklearn", {"data": str(data), "fraction": fraction, "seeds": seeds}, out, tag)
+            res = launch("sklearn", {"data": str(data), "fraction": fraction, "seeds": seeds}, out, tag,
+                         reuse=args.resume)
             results["peers"][tag] = res
             s = summarise(res)
             rows.setdefault(("TF-IDF char 1-2 + LinearSVC", "—"), {})[fraction] = s
@@ -404,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 spec = {"data": str(data), "fraction": fraction, "seeds": seeds, "out": str(out / "runs" / tag),
                         "epochs": 5 if args.quick else FASTTEXT["epoch"], "threads": os.cpu_count() or 1,
                         "pretrained": str(data / VECTORS) if init == "grafted" else None}
-                res = launch("fasttext", spec, out, tag)
+                res = launch("fasttext", spec, out, tag, reuse=args.resume)
                 results["peers"][tag] = res
                 s = summarise(res)
                 rows.setdefault(("fastText chars+bigrams", init), {})[fraction] = s
