@@ -129,29 +129,12 @@ INIT_FILE = "embedding_init.safetensors"
 
 
 def read_provenance(path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """Tokens and provenance methods, in row order, from a ``provenance.tsv`` (header
-    ``id token method source source_tokens``); a bad line is a ``MalformedFileError``."""
-    from embgraft.vocab import unescape_token
+    """Tokens and provenance methods, in row order, from a ``provenance.tsv``; a bad line is a
+    ``MalformedFileError`` (``result.read_provenance_table`` reads it)."""
+    from embgraft.result import read_provenance_table
 
-    tokens: list[str] = []
-    methods: list[str] = []
-    with open(path, encoding="utf-8", newline="\n") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header[:3] != ["id", "token", "method"]:
-            raise MalformedFileError(path, 1, "header must start with id, token, method")
-        for line_no, line in enumerate(f, 2):
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != len(header):
-                raise MalformedFileError(path, line_no,
-                                         f"expected {len(header)} tab-separated fields, got {len(parts)}")
-            if parts[0] != str(len(tokens)):
-                raise MalformedFileError(path, line_no, f"id {parts[0]!r} out of order (expected {len(tokens)})")
-            try:
-                tokens.append(unescape_token(parts[1]))
-            except ValueError as e:
-                raise MalformedFileError(path, line_no, str(e)) from None
-            methods.append(parts[2])
-    return tokens, methods
+    tokens, provenance = read_provenance_table(path)
+    return tokens, [p.method for p in provenance]
 
 
 def drift_for_run(run_dir: str | os.PathLike, final: Any, *, n_neighbours: int = 8,

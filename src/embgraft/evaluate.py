@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import unicodedata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -239,27 +238,14 @@ def read_errors_tsv(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 # -- the printed table ------------------------------------------------------------------------------
-def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
 def _table(rows: Sequence[Sequence[str]], *, rule_after: Sequence[int] = (0,), left: str = "l") -> str:
-    """Columns padded by display width (CJK = 2); column i is left-aligned when ``left[i] == "l"``
-    (default: the first only), otherwise right-aligned. A rule follows each row index in ``rule_after``."""
-    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    """The shared printer (``table.format_table``, CJK = 2 columns): column i is left-aligned when
+    ``left[i] == "l"`` (default: the first only), otherwise right-aligned; a rule follows each row
+    index in ``rule_after``."""
+    from embgraft.table import format_table
 
-    def fmt(r: Sequence[str]) -> str:
-        cells = [c + " " * (w - _width(c)) if left[i:i + 1] == "l" else " " * (w - _width(c)) + c
-                 for i, (c, w) in enumerate(zip(r, widths))]
-        return "  ".join(cells).rstrip()
-
-    lines = []
-    total = sum(widths) + 2 * (len(widths) - 1)
-    for i, r in enumerate(rows):
-        lines.append(fmt(r))
-        if i in rule_after:
-            lines.append("-" * total)
-    return "\n".join(lines)
+    align = "".join("l" if left[i:i + 1] == "l" else "r" for i in range(len(rows[0])))
+    return "\n".join(line.rstrip() for line in format_table(rows, align, rules_after=rule_after))
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:

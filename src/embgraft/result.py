@@ -162,16 +162,32 @@ def write_provenance(path: str | os.PathLike, tokens: Sequence[str], provenance:
                     f"{json.dumps(list(p.source_tokens), ensure_ascii=False)}\n")
 
 
-def read_provenance(path: str | os.PathLike) -> list[Provenance]:
-    provenance = []
-    with open(path, encoding="utf-8") as f:
-        next(f, None)
+def read_provenance_table(path: str | os.PathLike) -> tuple[list[str], list[Provenance]]:
+    """Tokens and their provenance, in row order, from a ``provenance.tsv``; a line that does not
+    fit (header, column count, id order, escapes, JSON) is a ``MalformedFileError`` at its line."""
+    tokens: list[str] = []
+    provenance: list[Provenance] = []
+    with open(path, encoding="utf-8", newline="\n") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header[:3] != ["id", "token", "method"]:
+            raise MalformedFileError(path, 1, "header must start with id, token, method")
         for line_no, line in enumerate(f, 2):
             parts = line.rstrip("\n").split("\t")
-            if len(parts) != 5:
-                raise MalformedFileError(path, line_no, "expected 5 columns")
-            provenance.append(Provenance(parts[2], unescape_token(parts[3]), tuple(json.loads(parts[4]))))
-    return provenance
+            if len(parts) != len(header):
+                raise MalformedFileError(path, line_no,
+                                         f"expected {len(header)} tab-separated fields, got {len(parts)}")
+            if parts[0] != str(len(tokens)):
+                raise MalformedFileError(path, line_no, f"id {parts[0]!r} out of order (expected {len(tokens)})")
+            try:
+                tokens.append(unescape_token(parts[1]))
+                provenance.append(Provenance(parts[2], unescape_token(parts[3]), tuple(json.loads(parts[4]))))
+            except (ValueError, IndexError) as e:
+                raise MalformedFileError(path, line_no, str(e)) from None
+    return tokens, provenance
+
+
+def read_provenance(path: str | os.PathLike) -> list[Provenance]:
+    return read_provenance_table(path)[1]
 
 
 @dataclass
