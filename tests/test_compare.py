@@ -47,12 +47,18 @@ def test_evaluate_writes_metrics_checked_against_sklearn(run_dir, tiny_task, cap
     assert "--force" in capsys.readouterr().err
 
 
-def test_evaluate_unseen_label_names_file_and_line(run_dir, tmp_path, capsys):
+@pytest.mark.parametrize("content, where", [
+    ("球赛\t体育\n银行\t娱乐\n", "bad.tsv:2: label '娱乐'"),  # a label the run was not trained on
+    ("球赛\t体育\n银行\t\n", "bad.tsv:2: no label"),  # a malformed row
+    ("球赛\t体育\n\t财经\n", "bad.tsv:2: empty text"),
+])
+def test_evaluate_bad_rows_name_file_and_line(run_dir, tmp_path, capsys, content, where):
     bad = tmp_path / "bad.tsv"
-    bad.write_text("球赛\t体育\n银行\t娱乐\n", encoding="utf-8")
+    bad.write_text(content, encoding="utf-8")
     assert main(["evaluate", str(run_dir), "--data", str(bad)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "bad.tsv:2: label '娱乐'" in err[0]
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and where in err[0] and "Traceback" not in captured.err + captured.out
     assert not (run_dir / "evaluation").exists()
 
 

@@ -210,7 +210,7 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
     ``dev_share`` of the rest. Writes ``cv.json``, ``cv.csv`` and ``fold-K/`` run directories."""
     from sklearn.model_selection import StratifiedKFold
 
-    from embgraft.data import stratified_split
+    from embgraft.data import Examples, stratified_split
     from embgraft.evaluate import summarise_results
     from embgraft.prepare import read_splits
     from embgraft.train import train
@@ -231,8 +231,6 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
             fold_dir = tmp / f"fold-{k}"
             data_dir = fold_dir / "data"
             data_dir.mkdir(parents=True)
-            from embgraft.data import Examples
-
             rest_ex = Examples([texts[i] for i in rest], [labels[i] for i in rest], list(range(1, len(rest) + 1)))
             train_ex, dev_ex = stratified_split(rest_ex, [1 - dev_share, dev_share], seed=base.seed)
             paths = {}

@@ -423,7 +423,7 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, *, out: str | 
     """
     import json
 
-    from embgraft._fs import atomic_dir
+    from embgraft._fs import atomic_dir, check_writable
     from embgraft.classifier import Classifier
     from embgraft.data import read_examples
     from embgraft.drift import drift_for_run
@@ -431,9 +431,7 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, *, out: str | 
 
     run = Path(run)
     target = Path(out) if out is not None else run / EVALUATION_DIR
-    from embgraft._fs import check_writable
-
-    check_writable(target, force=force)
+    check_writable(target, force=force)  # before the model is loaded and the data scored
     clf = Classifier.load(run)
     examples = read_examples(data, fmt=fmt, text_column=text_column, label_column=label_column,
                              on_bad_row=on_bad_row)
