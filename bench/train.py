@@ -44,16 +44,19 @@ SPLIT = "thucnews-10k"
 VECTORS = "pretrained/tencent-char-200d.txt"
 
 # (row name, config file). bag+bigrams keeps bigrams seen twice (the lean one the speed and
-# memory targets are about); bag+all-bigrams keeps every bigram (the most accurate on dev)
+# memory targets are about); bag+all-bigrams keeps every bigram (the most accurate on dev);
+# textcnn+bigrams is the TextCNN with a bag branch over its character and bigram rows
 MODELS = [
     ("bag", "thucnews-bag.yaml"),
     ("bag+bigrams", "thucnews-bag-bigrams.yaml"),
     ("bag+all-bigrams", "thucnews-bag-bigrams-all.yaml"),
     ("textcnn", "thucnews-textcnn.yaml"),
+    ("textcnn+bigrams", "thucnews-textcnn-bigrams.yaml"),
     ("bilstm", "thucnews-bilstm.yaml"),
     ("transformer", "thucnews-transformer.yaml"),
 ]
 HEAVY = ("bilstm", "transformer")  # --heavy-seeds applies to these
+TEXTCNNS = ("textcnn", "textcnn+bigrams")
 FRACTIONS = (1.0, 0.1)
 SMALL_FRACTION = 0.1
 # 900 titles are 4-8 steps an epoch: the small runs get 3x the epochs and 3x the patience of the
@@ -67,13 +70,13 @@ CONV = dict(batch=128, length=32, dim=200, channels=256, widths=(2, 3, 4))
 TARGETS = {
     "best_test_accuracy": (">=", 0.875, "test accuracy (seed mean) of the embgraft configuration best on dev"),
     "best_above_every_peer": (">", 0.0, "that accuracy minus the best peer's"),
-    "textcnn_grafted_accuracy": (">=", 0.845, "grafted textcnn test accuracy (seed mean)"),
+    "textcnn_grafted_accuracy": (">=", 0.845, "grafted textcnn test accuracy (seed mean; the textcnn row best on dev)"),
     "bag_gain_at_10pct": (">=", 0.03, "10 % data: grafted minus random test accuracy, bag"),
     "textcnn_gain_at_10pct": (">=", 0.03, "10 % data: grafted minus random test accuracy, textcnn"),
     "textcnn_speed_vs_convs": (">=", 0.75, "textcnn training samples/s / its three convolutions' fwd+bwd samples/s"),
     "bag_samples_per_s": (">=", 50_000, "bag training samples/s (grafted, full data)"),
     "bigram_bag_samples_per_s": (">=", 25_000, "bag+bigrams training samples/s (grafted, full data)"),
-    "max_peak_rss_mb": ("<=", 500, "largest peak RSS of the bag, bag+bigrams and textcnn runs (MB)"),
+    "max_peak_rss_mb": ("<=", 500, "largest peak RSS of the bag, bag+bigrams and that textcnn's runs (MB)"),
 }
 
 
@@ -308,16 +311,21 @@ def check_targets(rows: dict, convs: dict) -> dict:
         peers = [v[1.0]["test_accuracy"] for k, v in rows.items()
                  if k[0] not in dict(MODELS) and v.get(1.0, {}).get("test_accuracy") is not None]
         got["best_above_every_peer"] = got["best_test_accuracy"] - max(peers) if peers else None
-    got["textcnn_grafted_accuracy"] = get("textcnn", "grafted").get("test_accuracy")
-    for model, key in (("bag", "bag_gain_at_10pct"), ("textcnn", "textcnn_gain_at_10pct")):
+    # the TextCNN targets are judged on the textcnn configuration (plain, or with its bag
+    # branch) best on dev, grafted, full data; the table shows both
+    cnns = [m for m in TEXTCNNS if get(m, "grafted").get("dev_accuracy") is not None]
+    cnn_row = max(cnns, key=lambda m: get(m, "grafted")["dev_accuracy"]) if cnns else "textcnn"
+    got["textcnn_configuration"] = cnn_row
+    got["textcnn_grafted_accuracy"] = get(cnn_row, "grafted").get("test_accuracy")
+    for model, key in (("bag", "bag_gain_at_10pct"), (cnn_row, "textcnn_gain_at_10pct")):
         g, r = get(model, "grafted", SMALL_FRACTION), get(model, "random", SMALL_FRACTION)
         got[key] = g["test_accuracy"] - r["test_accuracy"] if "test_accuracy" in g and "test_accuracy" in r else None
-    cnn = get("textcnn", "grafted").get("samples_per_s")
+    cnn = get(cnn_row, "grafted").get("samples_per_s")
     conv = convs.get("with_input_grad")
     got["textcnn_speed_vs_convs"] = cnn / conv if cnn and conv else None
     got["bag_samples_per_s"] = get("bag", "grafted").get("samples_per_s")
     got["bigram_bag_samples_per_s"] = get("bag+bigrams", "grafted").get("samples_per_s")
-    rss = [get(m, "grafted").get("peak_rss_mb") for m in ("bag", "bag+bigrams", "textcnn")]
+    rss = [get(m, "grafted").get("peak_rss_mb") for m in ("bag", "bag+bigrams", cnn_row)]
     got["max_peak_rss_mb"] = max(rss) if all(r is not None for r in rss) else None
     report = {}
     for key, (op, target, what) in TARGETS.items():
@@ -325,6 +333,8 @@ def check_targets(rows: dict, convs: dict) -> dict:
         met = None if v is None else (v >= target if op == ">=" else v > target if op == ">" else v <= target)
         report[key] = {"value": v, "target": f"{op} {target}", "met": met, "what": what}
     report["best_test_accuracy"]["configuration"] = got.get("best_configuration")
+    for key in ("textcnn_grafted_accuracy", "textcnn_gain_at_10pct", "textcnn_speed_vs_convs"):
+        report[key]["configuration"] = got["textcnn_configuration"]
     return report
 
 
@@ -445,11 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(rows, len(seeds)))
     print()
-    cnn = rows.get(("textcnn", "grafted"), {}).get(1.0, {})
-    if cnn.get("samples_per_s") and convs.get("with_input_grad"):
-        print(f"TextCNN trains at {cnn['samples_per_s'] / convs['with_input_grad']:.2f}x its three convolutions' "
-              f"fwd+bwd speed measured in this run ({cnn['samples_per_s'] / convs['weights_only']:.2f}x of their "
-              "speed without the gradient to their input)")
+    for name in TEXTCNNS:
+        cnn = rows.get((name, "grafted"), {}).get(1.0, {})
+        if cnn.get("samples_per_s") and convs.get("with_input_grad"):
+            print(f"{name} trains at {cnn['samples_per_s'] / convs['with_input_grad']:.2f}x its three convolutions' "
+                  f"fwd+bwd speed measured in this run ({cnn['samples_per_s'] / convs['weights_only']:.2f}x of "
+                  "their speed without the gradient to their input)")
     print()
     print("Training speed, grafted, full data (samples/s over all epochs; the first epoch also pays "
           "for one-off set-up):")

@@ -125,6 +125,34 @@ def test_ngram_bag_adds_composed_rows(tiny_task, tmp_path):
     assert Classifier.load(run).predict(["球赛"])[0][0][0] == "体育"
 
 
+def test_textcnn_with_ngram_rows_trains_sparse_and_reloads_exactly(tiny_task, tmp_path):
+    run = train(config(tiny_task, model="textcnn", n_filters=4, ngrams=2, epochs=2), out=tmp_path / "run",
+                **QUIET).out
+    from embgraft.vocab import Vocab
+
+    graft = GraftResult.load(tiny_task["graft"])
+    vocab = Vocab.load(run / "vocab.txt")
+    state = rundir.load_model_state(run)
+    # the n-gram rows follow the graft's rows, and the model knows where they start
+    assert int(state["ngram_start"]) == len(graft.vocab) < len(vocab)
+    from embgraft.prepare import use_sparse
+
+    assert use_sparse(config(tiny_task, model="textcnn", ngrams=2))
+    assert not use_sparse(config(tiny_task, model="textcnn"))
+    init, final = rundir.load_init_embedding(run), final_embedding(run)
+    seen = vocab.index("球赛")
+    assert not np.array_equal(init[seen], final[seen])  # a bigram of the data was trained
+    clf = Classifier.load(run)
+    texts = ["球赛冠军", "银行利率基金"]
+    assert [t[0][0] for t in clf.predict(texts)] == ["体育", "财经"]
+    assert np.array_equal(clf.model.embedding.full_weight().detach().numpy(), final)
+
+
+def test_ngrams_are_refused_for_models_without_ngram_rows():
+    with pytest.raises(ConfigError, match=r"ngrams > 1 is for models that take n-gram rows \(bag, textcnn\)"):
+        TrainConfig(train="t.tsv", dev="d.tsv", model="bilstm", ngrams=2)
+
+
 def test_config_reports_every_problem_at_once():
     with pytest.raises(ConfigError) as e:
         TrainConfig(train="t.tsv", model="cnn", epochs=0, embedding="partial", schedule="warp", lr=-1)

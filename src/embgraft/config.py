@@ -45,11 +45,11 @@ class TrainConfig:
     level: str = "char"  # without a graft: how to tokenise
     embedding_dim: int = 200  # without a graft: the width
     max_len: int | None = None  # tokens kept per text; default: the graft recipe's, else 256
-    ngrams: int = 1  # bag models: add 2..n-gram rows, composed from their pieces
+    ngrams: int = 1  # bag and textcnn: add 2..n-gram rows, composed from their pieces
     ngram_min_count: int = 1
     ngram_scale: float = 1.0
     embedding: str = "full"  # full | frozen | partial | gradual:N
-    sparse: str = "auto"  # sparse embedding gradients: auto = bag models with AdamW
+    sparse: str = "auto"  # sparse embedding gradients: auto = with AdamW, for bags and n-gram rows
     # --- the model
     model: str = "textcnn"
     dropout: float | None = None
@@ -135,8 +135,9 @@ class TrainConfig:
             p.append(f"ngrams must be 1..5, not {self.ngrams!r}")
         positive("ngram_min_count")
         choice("model", MODELS)
-        if self.ngrams > 1 and self.model in MODELS and not MODELS[self.model].bag:
-            p.append(f"ngrams > 1 is for bag models; {self.model!r} sees word order already")
+        if self.ngrams > 1 and self.model in MODELS and not MODELS[self.model].ngrams:
+            takers = ", ".join(name for name, spec in MODELS.items() if spec.ngrams)
+            p.append(f"ngrams > 1 is for models that take n-gram rows ({takers}), not {self.model!r}")
         mode, _, n = self.embedding.partition(":")
         if mode not in EMBEDDING_MODES or (mode == "gradual") != bool(n) or (n and not n.isdigit()):
             p.append(f"embedding must be full, frozen, partial or gradual:N, not {self.embedding!r}")

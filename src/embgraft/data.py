@@ -209,8 +209,9 @@ class TextEncoder:
     """Text -> token ids through a recipe and a vocabulary.
 
     With ``ngrams`` > 1, the ids of the text's 2..n-grams that the vocabulary holds follow the
-    token ids (for bag models, where order does not matter); n-grams are built from the
-    tokens *before* the ``max_len`` cut so a bag sees the whole text.
+    token ids (for bags, where order does not matter; textcnn tells them apart by id, as n-gram
+    rows follow the token rows); n-grams are built from the tokens *before* the ``max_len`` cut
+    so a bag sees the whole text.
     """
 
     def __init__(self, vocab, recipe, *, ngrams: int = 1) -> None:

@@ -1,4 +1,4 @@
-"""N-gram rows for bag models, grafted by composition rather than hashed at random.
+"""N-gram rows for bags (and textcnn's bag branch), grafted by composition, not hashed at random.
 
 fastText gives each character bigram a random row in a hashed bucket. Here every 2..n-gram
 seen at least ``min_count`` times in the training texts gets its own row, composed as the mean

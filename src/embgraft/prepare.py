@@ -64,8 +64,9 @@ def read_splits(config: TrainConfig) -> tuple[Examples, Examples, Examples | Non
 
 
 def embedding_rows(config: TrainConfig, train_texts: list[str]):
-    """``(GraftResult, graft_report or None)`` for the model's vocabulary: the graft (plus n-gram
-    rows), or a vocabulary of the training texts; random rows with ``random_init``."""
+    """``(GraftResult, graft_report or None, n_token_rows)`` for the model's vocabulary: the graft
+    (plus n-gram rows, appended after its ``n_token_rows`` rows), or a vocabulary of the training
+    texts; random rows with ``random_init``."""
     from embgraft.ngrams import add_ngram_rows
     from embgraft.result import GraftReport, GraftResult
     from embgraft.tokenize import Recipe
@@ -84,12 +85,13 @@ def embedding_rows(config: TrainConfig, train_texts: list[str]):
                                  dim=config.embedding_dim, source_stats={}, pca=None, notes=[], seconds=0.0)
         result = GraftResult(weights=weights, vocab=vocab, provenance=provenance, report=stub, recipe=recipe)
         report = None
+    n_token_rows = len(result.vocab)
     if config.ngrams > 1:
         result = add_ngram_rows(result, train_texts, n=config.ngrams, min_count=config.ngram_min_count,
                                 scale=config.ngram_scale)
     if config.random_init or config.graft is None:
         result = _randomise(result, seed=config.seed, dim=config.embedding_dim if config.graft is None else None)
-    return result, report
+    return result, report, n_token_rows
 
 
 def _randomise(result, *, seed: int, dim: int | None):
@@ -127,7 +129,9 @@ def use_sparse(config: TrainConfig) -> bool:
     if config.sparse != "auto":
         return config.sparse == "on"
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # DDP reduces dense gradients only
-    return model_spec(config.model).bag and config.optimizer == "adamw" and not distributed
+    spec = model_spec(config.model)
+    # a bag, or a table grown by n-gram rows, touches a few hundred of its rows per step
+    return (spec.bag or (spec.ngrams and config.ngrams > 1)) and config.optimizer == "adamw" and not distributed
 
 
 @dataclass
@@ -174,11 +178,15 @@ def prepare(config: TrainConfig, *, log=print) -> Prepared:
 
         return prepare_hf(config, data, log=log)
 
-    result, report = embedding_rows(config, train_ex.texts)
+    result, report, n_token_rows = embedding_rows(config, train_ex.texts)
     recipe = result.tokenisation()
     recipe = recipe.with_max_len(config.max_len or recipe.max_len or DEFAULT_MAX_LEN)
     embedding = token_embedding(config, result)
-    model = build_model(config.model, embedding=embedding, n_classes=len(labels), options=config.model_options())
+    extra = {}
+    if config.ngrams > 1 and not model_spec(config.model).bag:  # where the token rows end
+        extra["ngram_start"] = n_token_rows
+    model = build_model(config.model, embedding=embedding, n_classes=len(labels), options=config.model_options(),
+                        **extra)
     min_len = getattr(model, "min_len", 1)
     encoder = TextEncoder(result.vocab, recipe, ngrams=config.ngrams)
     sets = [None if ex is None else encode(ex.texts, y, encoder, min_len=min_len)

@@ -156,6 +156,7 @@ def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, r
     prep = prepare(config, log=log if d.main else (lambda *a, **k: None))
     if d.main and not resume:
         rundir.start(out, config=config, prep=prep, force=force)
+    prep.init_weights = None  # written above; with n-gram rows it is a 60 MB table training never reads
     outcome = _fit(config, prep, out=out, d=d, device=device, amp=amp, resume=resume, progress=progress,
                    stop_after_epoch=stop_after_epoch, log=log)
     if d.world > 1:

@@ -16,7 +16,8 @@ from embgraft.errors import ConfigError
 class ModelSpec:
     module: str  # "embgraft.models.bag:BagClassifier"
     params: tuple[str, ...]  # TrainConfig fields passed as keyword arguments when set
-    bag: bool = False  # order-free: may take n-gram rows
+    bag: bool = False  # order-free: n-gram rows join the bag
+    ngrams: bool = False  # takes n-gram rows (``ngrams`` > 1): bags, and textcnn's n-gram bag branch
     hf: bool = False  # a Hugging Face encoder; texts may go through its own tokenizer
 
     def cls(self):
@@ -27,8 +28,9 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "bag": ModelSpec("embgraft.models.bag:BagClassifier", ("dropout",), bag=True),
-    "textcnn": ModelSpec("embgraft.models.textcnn:TextCNN", ("n_filters", "kernel_sizes", "dropout")),
+    "bag": ModelSpec("embgraft.models.bag:BagClassifier", ("dropout",), bag=True, ngrams=True),
+    "textcnn": ModelSpec("embgraft.models.textcnn:TextCNN", ("n_filters", "kernel_sizes", "dropout", "ngrams"),
+                         ngrams=True),
     "bilstm": ModelSpec("embgraft.models.bilstm:BiLSTM", ("hidden_dim", "n_layers", "pooling", "dropout")),
     "transformer": ModelSpec("embgraft.models.transformer:TransformerClassifier",
                              ("n_layers", "n_heads", "hidden_dim", "positions", "dropout", "max_positions")),

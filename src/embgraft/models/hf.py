@@ -164,7 +164,7 @@ def prepare_hf(config, data, *, log=print):
     (train_ex, y_train), (dev_ex, y_dev), (test_ex, y_test) = data.splits
     vocab = recipe = provenance = init = report = tokenizer = None
     if config.graft is not None:
-        result, report = embedding_rows(config, train_ex.texts)
+        result, report, _ = embedding_rows(config, train_ex.texts)
         if result.weights.shape[1] != hidden:
             raise ConfigError(f"the graft's rows are {result.weights.shape[1]} wide but {config.hf_model} takes "
                               f"{hidden}: graft from that checkpoint, or with --dim {hidden}")

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from embgraft.models.embedding import TokenEmbedding
+from embgraft.models.textcnn import TextCNN
+
+
+def model(ngrams=1):
+    torch.manual_seed(0)
+    w = torch.randn(12, 5)
+    w[0] = 0
+    # rows 0..7: padding and tokens; rows 8..11: n-grams
+    return TextCNN(embedding=TokenEmbedding(w, padding_idx=0), n_classes=3, n_filters=4, kernel_sizes=(2, 3),
+                   dropout=0.0, ngrams=ngrams, ngram_start=8 if ngrams > 1 else None)
+
+
+def test_ngram_branch_convolves_tokens_only_and_bags_everything():
+    m = model(ngrams=2).eval()
+    ids = torch.tensor([[1, 2, 3, 8, 9, 0, 0, 0],   # 3 tokens, then 2 n-gram ids
+                        [4, 5, 6, 7, 10, 11, 9, 0]])  # 4 tokens, then 3 n-gram ids
+    tokens = m._token_ids(ids)
+    # n-gram ids become padding; the width is the longest text's tokens rounded up to 4
+    assert tokens.tolist() == [[1, 2, 3, 0], [4, 5, 6, 7]]
+    w = m.embedding.full_weight()
+    x = w[tokens].transpose(1, 2)
+    convs = torch.cat([torch.relu(c(x).amax(2)) for c in m.convs], 1)
+    bag = torch.stack([w[[1, 2, 3, 8, 9]].mean(0), w[[4, 5, 6, 7, 10, 11, 9]].mean(0)])
+    expected = m.out(torch.cat([convs, bag], 1))
+    assert torch.allclose(m(ids), expected, atol=1e-6)
+    # the branch widens the output layer by one embedding width
+    assert m.out.in_features == 2 * 4 + 5 and model().out.in_features == 2 * 4
+
+
+def test_token_ids_pad_up_to_the_widest_kernel():
+    m = model(ngrams=2)
+    assert m._token_ids(torch.tensor([[1, 8, 9]])).tolist() == [[1, 0, 0, 0]]
+
+
+def test_ngram_start_is_saved_with_the_weights():
+    m = model(ngrams=2)
+    assert int(m.state_dict()["ngram_start"]) == 8
+    assert "ngram_start" not in model().state_dict()  # plain TextCNNs load as before
+    with pytest.raises(ValueError, match="ngram_start"):
+        TextCNN(embedding=TokenEmbedding(torch.zeros(4, 2)), n_classes=2, ngrams=2, ngram_start=9)
