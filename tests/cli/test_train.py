@@ -46,6 +46,10 @@ def test_invalid_config_lists_every_problem(tiny_task, tmp_path, capsys):
     assert main(args(tiny_task, tmp_path / "run", "--epochs", "0", "--embedding", "half")) == 2
     err = capsys.readouterr().err
     assert "epochs must be a positive integer" in err and "embedding must be full, frozen" in err
+    assert main(args(tiny_task, tmp_path / "run", "--model", "bilstm", "--ngrams", "2")) == 2
+    err = capsys.readouterr().err
+    assert "ngrams > 1 is for models that take n-gram rows (bag, textcnn), not 'bilstm'" in err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("content, where", [("球赛\t体育\n银行\t\n", ":2: no label"),
