@@ -7,6 +7,7 @@ inputs (``prepare``), the run directory (``rundir``), and the distributed set-up
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import time
@@ -196,7 +197,11 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
         state = rundir.load_checkpoint(out, model=model, optimizers=optimizers, schedule=schedule, device=device)
         log(f"resuming {out} after epoch {state['epoch']}")
     writer = rundir.tensorboard_writer(out, config.tensorboard) if d.main else None
-    best_weights = rundir.read_best(out, model) if resume and state["best"] is not None else None
+    # the best epoch's weights: rank 0 writes them to checkpoints/best.safetensors and reads them
+    # back at the end (an in-memory copy is one more table as large as the embedding: 70 MB for
+    # an 87k-row n-gram bag); other ranks write nothing, so they keep a copy
+    keep_best = not d.main
+    best_weights = rundir.read_best(out, model) if keep_best and resume and state["best"] is not None else None
 
     min_len = prep.min_len
     multiple = getattr(model, "pad_multiple", 1)  # batch widths rounded up to this (see TextCNN)
@@ -255,8 +260,9 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
         improved = state["best"] is None or dev[config.metric] > state["best"]
         if improved:
             state.update(best=dev[config.metric], best_epoch=epoch + 1, bad_epochs=0)
-            best_weights = None  # let the old copy go before the new one is made (peak RSS)
-            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if keep_best:
+                best_weights = None  # let the old copy go before the new one is made (peak RSS)
+                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
@@ -266,7 +272,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
                 + ("  *" if improved else ""))
             rundir.write_history(out, state["history"])
             rundir.save_checkpoint(out, model=model, optimizers=optimizers, schedule=schedule, state=state,
-                                   best_weights=best_weights if improved else None)
+                                   best_weights=model.state_dict() if improved else None)
             if writer is not None:
                 for k in ("train_loss", "dev_loss", "dev_accuracy", "dev_macro_f1", "lr", "samples_per_s"):
                     writer.add_scalar(k, row[k], epoch + 1)
@@ -279,8 +285,11 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
             return TrainOutcome(out if d.main else None, {}, state["history"])
 
     # -- the best epoch's weights, scored on dev and test; the bundle written once
-    if best_weights is not None:
-        model.load_state_dict(best_weights)
+    optimizers = None  # Adam's moment tables are not needed any more: free them before reading
+    gc.collect()  # an optimiser sits in a reference cycle (its patched ``step``): only gc frees it
+    if state["best"] is not None:
+        model.load_state_dict(best_weights if keep_best else rundir.read_best(out, model))
+    best_weights = None
     metrics: dict[str, Any] = {}
     for name, data in (("dev", prep.dev), ("test", prep.test)):
         if data is not None:
