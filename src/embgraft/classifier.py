@@ -50,7 +50,7 @@ class Classifier:
             recipe = Recipe.load(run)
             model = load_exported(config["model"], state, n_classes=len(labels), options=config,
                                   padding_idx=vocab.pad_id)
-            encoder = TextEncoder(vocab, recipe, ngrams=config.get("ngrams", 1))
+            encoder = TextEncoder(vocab, recipe, ngrams=config.get("ngrams", 1), words=config.get("words", False))
         dev = torch.device(device)
         model.to(dev).eval()
         return cls(model=model, labels=labels, encoder=encoder, config=config, run=run, device=dev)

@@ -48,6 +48,7 @@ class TrainConfig:
     ngrams: int = 1  # bag and textcnn: add 2..n-gram rows, composed from their pieces
     ngram_min_count: int = 1
     ngram_scale: float = 1.0
+    words: bool = False  # with ngrams: also a row per jieba word of train longer than the n-grams (char level)
     embedding: str = "full"  # full | frozen | partial | gradual:N
     sparse: str = "auto"  # sparse embedding gradients: auto = with AdamW, for bags and n-gram rows
     # --- the model
@@ -134,6 +135,8 @@ class TrainConfig:
         if not isinstance(self.ngrams, int) or not 1 <= self.ngrams <= 5:
             p.append(f"ngrams must be 1..5, not {self.ngrams!r}")
         positive("ngram_min_count")
+        if self.words and self.ngrams < 2:
+            p.append("words joins the n-gram rows: give ngrams >= 2 with it")
         choice("model", MODELS)
         if self.ngrams > 1 and self.model in MODELS and not MODELS[self.model].ngrams:
             takers = ", ".join(name for name, spec in MODELS.items() if spec.ngrams)

@@ -211,14 +211,18 @@ class TextEncoder:
     With ``ngrams`` > 1, the ids of the text's 2..n-grams that the vocabulary holds follow the
     token ids (for bags, where order does not matter; textcnn tells them apart by id, as n-gram
     rows follow the token rows); n-grams are built from the tokens *before* the ``max_len`` cut
-    so a bag sees the whole text.
+    so a bag sees the whole text. With ``words``, the ids of the text's jieba words longer than
+    ``ngrams`` characters that the vocabulary holds come last (see ``embgraft.ngrams``).
     """
 
-    def __init__(self, vocab, recipe, *, ngrams: int = 1) -> None:
+    def __init__(self, vocab, recipe, *, ngrams: int = 1, words: bool = False) -> None:
+        from embgraft.ngrams import word_splitter
+
         self.vocab = vocab
         self.recipe = recipe
         self.ngrams = ngrams
         self.tokenize = recipe.tokenizer()
+        self.split_words = word_splitter(ngrams) if words else None
 
     def tokens(self, text: str) -> list[str]:
         return self.tokenize(text)
@@ -233,6 +237,9 @@ class TextEncoder:
                     j = index.get(ngram_token(toks[i:i + n], level))
                     if j is not None:
                         ids.append(j)
+        if self.split_words is not None:
+            index = self.vocab._index
+            ids.extend(j for j in map(index.get, self.split_words(text)) if j is not None)
         return ids
 
 

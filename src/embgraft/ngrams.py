@@ -4,6 +4,11 @@ fastText gives each character bigram a random row in a hashed bucket. Here every
 seen at least ``min_count`` times in the training texts gets its own row, composed as the mean
 of its pieces' grafted rows (provenance ``composed:ngram``), so a bigram starts where its two
 characters point. The rows are appended after the graft's own, so token ids do not move.
+
+On a character vocabulary, ``words`` also gives each jieba word of the training texts longer
+than ``n`` characters a row, the mean of its characters (``composed:word``): a bag then sees
+"人工智能" as one feature as well as its characters and bigrams. Words join the n-gram ids
+(``TextEncoder(words=True)``), so they are looked up the same way in training and serving.
 """
 
 from __future__ import annotations
@@ -18,22 +23,38 @@ from embgraft.errors import ConfigError
 from embgraft.result import GraftResult, Provenance
 
 NGRAM_METHOD = "composed:ngram"
+WORD_METHOD = "composed:word"
 
 
-def count_ngrams(texts: Sequence[str], recipe, *, n: int) -> Counter:
-    """``{ngram token: count}`` of the 2..n-grams of ``texts`` tokenised by ``recipe``."""
+def count_ngrams(texts: Sequence[str], recipe, *, n: int, words: bool = False) -> tuple[Counter, Counter]:
+    """``({ngram token: count}, {word: count})``: the 2..n-grams of ``texts`` tokenised by
+    ``recipe`` and, with ``words``, their jieba words longer than ``n`` characters."""
     tokenize = recipe.tokenizer()
+    split_words = word_splitter(n) if words else None
     counts: Counter = Counter()
+    word_counts: Counter = Counter()
     for text in texts:
         toks = tokenize(text)
         for k in range(2, n + 1):
             counts.update(ngram_token(toks[i:i + k], recipe.level) for i in range(len(toks) - k + 1))
-    return counts
+        if split_words is not None:
+            word_counts.update(split_words(text))
+    return counts, word_counts
+
+
+def word_splitter(n: int):
+    """``text -> [word, ...]``: jieba's words of ``text`` longer than ``n`` characters (shorter
+    ones are already n-gram rows), whitespace dropped."""
+    from embgraft.tokenize import get_tokenizer
+
+    segment = get_tokenizer("word")
+    return lambda text: [w for w in segment(text) if len(w) > n]
 
 
 def add_ngram_rows(result: GraftResult, texts: Sequence[str], *, n: int, min_count: int = 1,
-                   max_rows: int | None = None, scale: float = 1.0) -> GraftResult:
-    """A new ``GraftResult`` with one row per frequent 2..n-gram of ``texts`` appended.
+                   max_rows: int | None = None, scale: float = 1.0, words: bool = False) -> GraftResult:
+    """A new ``GraftResult`` with one row per frequent 2..n-gram of ``texts`` appended (then,
+    with ``words``, one per frequent jieba word longer than ``n`` characters).
 
     Each new row is ``scale`` times the mean of its pieces' rows; a piece outside the
     vocabulary contributes the ``<unk>`` row. N-grams already in the vocabulary (a word-level
@@ -46,21 +67,24 @@ def add_ngram_rows(result: GraftResult, texts: Sequence[str], *, n: int, min_cou
     if min_count < 1:
         raise ConfigError(f"ngram min_count must be >= 1, not {min_count}")
     recipe = result.tokenisation()
+    if words and recipe.level != "char":
+        raise ConfigError(f"word rows are for character vocabularies; this graft's level is {recipe.level!r}")
     vocab = result.vocab
-    counts = count_ngrams(texts, recipe, n=n)
-    new = [(g, c) for g, c in counts.most_common() if c >= min_count and g not in vocab]
+    counts, word_counts = count_ngrams(texts, recipe, n=n, words=words)
+    new = [(g, c, NGRAM_METHOD) for g, c in counts.most_common() if c >= min_count and g not in vocab]
     if max_rows is not None:
         new = new[:max_rows]
+    new += [(w, c, WORD_METHOD) for w, c in word_counts.most_common() if c >= min_count and w not in vocab]
     dim = result.weights.shape[1]
     rows = np.empty((len(new), dim), dtype=np.float32)
     provenance = []
-    for r, (gram, _) in enumerate(new):
+    for r, (gram, _, method) in enumerate(new):
         pieces = _pieces(gram, recipe.level)
         ids = vocab.encode(pieces)
         rows[r] = result.weights[ids].mean(axis=0) * scale
-        provenance.append(Provenance(NGRAM_METHOD, "ngram", tuple(pieces)))
-    tokens = vocab.tokens + [g for g, _ in new]
-    counts_all = vocab.counts + [c for _, c in new]
+        provenance.append(Provenance(method, method.split(":")[1], tuple(pieces)))
+    tokens = vocab.tokens + [g for g, _, _ in new]
+    counts_all = vocab.counts + [c for _, c, _ in new]
     grown = Vocab(tokens, counts=counts_all, specials=vocab.specials, level=vocab.level,
                   n_corpus_tokens=vocab.n_corpus_tokens, n_oov_tokens=vocab.n_oov_tokens)
     return GraftResult(weights=np.concatenate([result.weights.astype(np.float32), rows]),

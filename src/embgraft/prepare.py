@@ -88,7 +88,7 @@ def embedding_rows(config: TrainConfig, train_texts: list[str]):
     n_token_rows = len(result.vocab)
     if config.ngrams > 1:
         result = add_ngram_rows(result, train_texts, n=config.ngrams, min_count=config.ngram_min_count,
-                                scale=config.ngram_scale)
+                                scale=config.ngram_scale, words=config.words)
     if config.random_init or config.graft is None:
         result = _randomise(result, seed=config.seed, dim=config.embedding_dim if config.graft is None else None)
     return result, report, n_token_rows
@@ -188,7 +188,7 @@ def prepare(config: TrainConfig, *, log=print) -> Prepared:
     model = build_model(config.model, embedding=embedding, n_classes=len(labels), options=config.model_options(),
                         **extra)
     min_len = getattr(model, "min_len", 1)
-    encoder = TextEncoder(result.vocab, recipe, ngrams=config.ngrams)
+    encoder = TextEncoder(result.vocab, recipe, ngrams=config.ngrams, words=config.words)
     sets = [None if ex is None else encode(ex.texts, y, encoder, min_len=min_len)
             for ex, y in ((train_ex, y_train), (dev_ex, y_dev), (test_ex, y_test))]
     n_train_rows = embedding.n_trainable

@@ -80,3 +80,50 @@ def test_dropout_keeps_expectation_and_is_identity_in_eval():
     y = d(x)
     assert set(y.unique().tolist()) == {0.0, 2.0} and abs(y.mean().item() - 1) < 0.02
     assert torch.equal(d.eval()(x), x)
+
+
+def _masked_max(w, ids):
+    rows = w[ids].masked_fill((ids == 0).unsqueeze(-1), float("-inf"))
+    out = rows.amax(1)
+    return out.masked_fill(torch.isinf(out), 0.0)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("frozen", [None, [0, 1, 1, 0, 0, 1, 0]])
+def test_max_bag_ignores_padding_and_sends_each_gradient_to_the_winning_row(sparse, frozen):
+    w = weight()
+    w[3] = -torch.arange(1.0, 7.0)  # all negative: a padding zero must not win
+    emb = TokenEmbedding(w, frozen=None if frozen is None else torch.tensor(frozen, dtype=torch.bool),
+                         sparse=sparse)
+    ids = torch.tensor([[1, 2, 3, 3, 0], [3, 0, 0, 0, 0], [5, 4, 6, 0, 0], [0, 0, 0, 0, 0]])
+    upstream = torch.randn(4, 6)
+    out = emb.bag(ids, mode="max")
+    (out * upstream).sum().backward()
+    ref = w.clone().requires_grad_(True)
+    expected = _masked_max(ref, ids)
+    (expected * upstream).sum().backward()
+    assert torch.equal(out.detach(), expected.detach())
+    assert torch.equal(out[1].detach(), w[3]) and not out[3].any()  # one negative row; no row at all
+    grad = emb.trainable.grad.to_dense() if sparse else emb.trainable.grad
+    rows = torch.nonzero(emb.trainable_mask).squeeze(1)
+    # row 3 appears twice in the first text: its gradient counts once per dimension it won
+    assert torch.equal(grad[emb.t_slot[rows]], ref.grad[rows])
+    assert not grad[-1].any()
+    with torch.no_grad():
+        assert torch.equal(emb.bag(ids, mode="max"), expected.detach())
+
+
+def test_bag_pooling_mean_max_concatenates_both_and_rejects_unknown_modes():
+    from embgraft.errors import ConfigError
+
+    w = weight()
+    emb = TokenEmbedding(w)
+    model = build_model("bag", embedding=emb, n_classes=2, options={"pooling": "mean+max", "dropout": 0.0})
+    assert model.out.in_features == 12
+    ids = torch.tensor([[1, 2, 3, 0], [4, 0, 0, 0]])
+    features = torch.cat([emb.bag(ids), _masked_max(w, ids)], dim=1)
+    assert torch.allclose(model(ids), model.out(features))
+    with pytest.raises(ConfigError, match="bag pooling must be one of"):
+        build_model("bag", embedding=emb, n_classes=2, options={"pooling": "attention"})
+    with pytest.raises(ValueError, match="bag mode must be mean or max"):
+        emb.bag(ids, mode="sum")

@@ -32,6 +32,8 @@ HELP = {
               "their mean as a bag branch beside its convolutions (default 1)",
     "ngram_min_count": "n-grams seen fewer times in train get no row (default 1)",
     "ngram_scale": "multiply composed n-gram rows by this (default 1)",
+    "words": "with --ngrams on a character graft: also a row per jieba word of the training texts longer than "
+             "the n-grams, composed as the mean of its characters",
     "embedding": "full | frozen | partial (train only rows the source lacked) | gradual:N (frozen N epochs)",
     "sparse": "sparse embedding gradients: auto (adamw with a bag or n-gram rows), on, off",
     "model": "bag | textcnn | bilstm | transformer | hf",
@@ -41,7 +43,7 @@ HELP = {
     "hidden_dim": "bilstm: hidden size per direction (128); transformer: feed-forward width (512)",
     "n_layers": "bilstm / transformer layers",
     "n_heads": "transformer attention heads (must divide the embedding width)",
-    "pooling": "bilstm pooling: max | mean | attention",
+    "pooling": "bag: mean (default) | max | mean+max; bilstm: max (default) | mean | attention",
     "positions": "transformer positions: learned | sinusoidal",
     "max_positions": "transformer: longest input (default 512)",
     "hf_model": "hf: encoder checkpoint, a directory or hub id",

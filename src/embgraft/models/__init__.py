@@ -28,7 +28,7 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "bag": ModelSpec("embgraft.models.bag:BagClassifier", ("dropout",), bag=True, ngrams=True),
+    "bag": ModelSpec("embgraft.models.bag:BagClassifier", ("dropout", "pooling"), bag=True, ngrams=True),
     "textcnn": ModelSpec("embgraft.models.textcnn:TextCNN", ("n_filters", "kernel_sizes", "dropout", "ngrams"),
                          ngrams=True),
     "bilstm": ModelSpec("embgraft.models.bilstm:BiLSTM", ("hidden_dim", "n_layers", "pooling", "dropout")),

@@ -1,4 +1,10 @@
-"""``bag``: mean of the token (and n-gram) rows -> dropout -> linear. fastText's architecture."""
+"""``bag``: pool the token (and n-gram) rows -> dropout -> linear. fastText's architecture.
+
+``pooling="mean"`` is fastText's; ``"mean+max"`` concatenates the mean with the elementwise
+maximum (SWEM-concat, Shen et al., ACL 2018): the maximum keeps the few strongly indicative
+rows of a title that a mean over 30-60 rows dilutes. On THUCNews titles with character and
+bigram rows it lifted test accuracy by about half a point (README, training benchmark).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,21 @@ from torch import nn
 from embgraft.models.dropout import Dropout
 from embgraft.models.embedding import TokenEmbedding
 
+POOLINGS = ("mean", "max", "mean+max")
+
 
 class BagClassifier(nn.Module):
-    def __init__(self, *, embedding: TokenEmbedding, n_classes: int, dropout: float = 0.5) -> None:
+    def __init__(self, *, embedding: TokenEmbedding, n_classes: int, dropout: float = 0.5,
+                 pooling: str = "mean") -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"bag pooling must be one of {POOLINGS}, not {pooling!r}")
         self.embedding = embedding
+        self.modes = pooling.split("+")
         self.dropout = Dropout(dropout)
-        self.out = nn.Linear(embedding.dim, n_classes)
+        self.out = nn.Linear(embedding.dim * len(self.modes), n_classes)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """``ids`` (B, T) -> logits (B, n_classes). Token order is ignored."""
-        return self.out(self.dropout(self.embedding.bag(ids)))
+        pooled = [self.embedding.bag(ids, mode=mode) for mode in self.modes]  # each (B, dim)
+        return self.out(self.dropout(torch.cat(pooled, dim=1) if len(pooled) > 1 else pooled[0]))
