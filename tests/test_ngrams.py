@@ -92,3 +92,12 @@ def test_a_bag_with_word_rows_and_max_pooling_serves_what_it_trained(tmp_path):
     accuracy = float(np.mean([clf.labels.names[j] == y for j, (_, y) in zip(proba.argmax(1), rows)]))
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert accuracy == metrics["test"]["accuracy"]
+
+
+def test_words_are_split_from_the_text_as_the_recipe_normalises_it():
+    from embgraft.ngrams import word_splitter
+
+    assert word_splitter(2, Recipe(level="char", lowercase=True))("OPPO发布新手机") == ["oppo", "新手机"]
+    assert word_splitter(2, Recipe(level="char"))("OPPO发布新手机") == ["OPPO", "新手机"]
+    assert word_splitter(3, Recipe(level="char"))("人工智能改变世界") == ["人工智能"]
+    assert word_splitter(4, Recipe(level="char"))("人工智能改变世界") == []

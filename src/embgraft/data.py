@@ -222,7 +222,7 @@ class TextEncoder:
         self.recipe = recipe
         self.ngrams = ngrams
         self.tokenize = recipe.tokenizer()
-        self.split_words = word_splitter(ngrams) if words else None
+        self.split_words = word_splitter(ngrams, recipe) if words else None
 
     def tokens(self, text: str) -> list[str]:
         return self.tokenize(text)

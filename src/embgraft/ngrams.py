@@ -30,7 +30,7 @@ def count_ngrams(texts: Sequence[str], recipe, *, n: int, words: bool = False) -
     """``({ngram token: count}, {word: count})``: the 2..n-grams of ``texts`` tokenised by
     ``recipe`` and, with ``words``, their jieba words longer than ``n`` characters."""
     tokenize = recipe.tokenizer()
-    split_words = word_splitter(n) if words else None
+    split_words = word_splitter(n, recipe) if words else None
     counts: Counter = Counter()
     word_counts: Counter = Counter()
     for text in texts:
@@ -42,12 +42,15 @@ def count_ngrams(texts: Sequence[str], recipe, *, n: int, words: bool = False) -
     return counts, word_counts
 
 
-def word_splitter(n: int):
+def word_splitter(n: int, recipe):
     """``text -> [word, ...]``: jieba's words of ``text`` longer than ``n`` characters (shorter
-    ones are already n-gram rows), whitespace dropped."""
+    ones are already n-gram rows), whitespace dropped, lower-cased when ``recipe`` lower-cases
+    (so a word's characters are the ones its text was tokenised into)."""
     from embgraft.tokenize import get_tokenizer
 
     segment = get_tokenizer("word")
+    if recipe.lowercase:
+        return lambda text: [w for w in segment(text.lower()) if len(w) > n]
     return lambda text: [w for w in segment(text) if len(w) > n]
 
 
@@ -58,7 +61,8 @@ def add_ngram_rows(result: GraftResult, texts: Sequence[str], *, n: int, min_cou
 
     Each new row is ``scale`` times the mean of its pieces' rows; a piece outside the
     vocabulary contributes the ``<unk>`` row. N-grams already in the vocabulary (a word-level
-    vocabulary may hold them) keep their grafted row. ``max_rows`` keeps the most frequent.
+    vocabulary may hold them) keep their grafted row. ``max_rows`` keeps the most frequent
+    n-grams (words are not counted against it).
     """
     from embgraft.vocab import Vocab
 
