@@ -92,6 +92,10 @@ def test_batch_order_is_a_permutation_fixed_by_seed_and_epoch():
     # bucketing: padding inside a batch is far below that of random batches
     waste = np.mean([lengths[i].max() - lengths[i].mean() for i in a])
     assert waste < 5
+    # length_bucket 1: plain shuffled batches, a permutation all the same, with random batches' padding
+    plain = batch_order(lengths, batch_size=32, shuffle=True, seed=3, epoch=1, bucket=1)
+    assert sorted(np.concatenate(plain).tolist()) == list(range(1000))
+    assert np.mean([lengths[i].max() - lengths[i].mean() for i in plain]) > 15
 
 
 def test_batches_pad_to_min_len_and_a_multiple_with_the_pad_id():

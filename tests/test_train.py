@@ -155,10 +155,12 @@ def test_ngrams_are_refused_for_models_without_ngram_rows():
 
 def test_config_reports_every_problem_at_once():
     with pytest.raises(ConfigError) as e:
-        TrainConfig(train="t.tsv", model="cnn", epochs=0, embedding="partial", schedule="warp", lr=-1)
+        TrainConfig(train="t.tsv", model="cnn", epochs=0, embedding="partial", schedule="warp", lr=-1,
+                    length_bucket=0)
     msg = str(e.value)
     for part in ("--dev is needed", "model must be one of", "epochs must be a positive integer",
-                 "embedding partial keeps the rows", "schedule must be one of", "lr must be a positive number"):
+                 "embedding partial keeps the rows", "schedule must be one of", "lr must be a positive number",
+                 "length_bucket must be a positive integer"):
         assert part in msg
 
 

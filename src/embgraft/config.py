@@ -70,6 +70,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     epochs: int = 10
     batch_size: int = 64
+    length_bucket: int = 50  # shuffled texts are sorted by length inside windows of this many batches; 1: none
     lr: float = 1e-3
     embedding_lr: float | None = None  # default: lr
     weight_decay: float = 0.01
@@ -135,6 +136,7 @@ class TrainConfig:
         if not isinstance(self.ngrams, int) or not 1 <= self.ngrams <= 5:
             p.append(f"ngrams must be 1..5, not {self.ngrams!r}")
         positive("ngram_min_count")
+        positive("length_bucket")
         if self.words and self.ngrams < 2:
             p.append("words joins the n-gram rows: give ngrams >= 2 with it")
         choice("model", MODELS)

@@ -272,7 +272,8 @@ def batch_order(lengths: np.ndarray, *, batch_size: int, shuffle: bool, seed: in
                 bucket: int = 50) -> list[np.ndarray]:
     """Index batches for one epoch. Shuffled: examples are shuffled, sorted by length inside
     windows of ``bucket`` batches (so padding is small but batches still vary), and the batches
-    shuffled again; the order depends only on ``(seed, epoch)``, which makes resuming exact."""
+    shuffled again; ``bucket=1`` gives plain shuffled batches. The order depends only on
+    ``(seed, epoch)``, which makes resuming exact."""
     n = len(lengths)
     if not shuffle:
         order = np.argsort(lengths, kind="stable")

@@ -211,7 +211,7 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
             _set_embedding_trainable(model, epoch >= config.gradual_epochs)
         # -- this rank's batches: the same shuffled order everywhere, every world-th batch
         order = batch_order(prep.train.lengths, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                            epoch=epoch)
+                            epoch=epoch, bucket=config.length_bucket)
         if d.world > 1:
             order = (order * d.world)[: steps_per_epoch * d.world][d.rank::d.world]
         bar = tqdm(total=len(order), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
