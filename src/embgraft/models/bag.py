@@ -2,8 +2,9 @@
 
 ``pooling="mean"`` is fastText's; ``"mean+max"`` concatenates the mean with the elementwise
 maximum (SWEM-concat, Shen et al., ACL 2018): the maximum keeps the few strongly indicative
-rows of a title that a mean over 30-60 rows dilutes. On THUCNews titles with character and
-bigram rows it lifted test accuracy by about half a point (README, training benchmark).
+rows of a title that a mean over 30-60 rows dilutes. On THUCNews titles, ``mean+max`` with
+character, bigram and word rows scored half a point above the mean-only bigram bag (README,
+training benchmark), at about three quarters of its speed.
 """
 
 from __future__ import annotations

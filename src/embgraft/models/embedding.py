@@ -137,7 +137,7 @@ def _max_bag(ids: torch.Tensor, padding_idx: int, parts) -> torch.Tensor:
 
 
 def _gather(local: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """(B, T) row ids -> (B, T, dim) rows (``index_select``: 3x faster than ``F.embedding`` on CPU)."""
+    """(B, T) row ids -> (B, T, dim) rows (``index_select``: faster than ``F.embedding`` on CPU)."""
     return table.index_select(0, local.reshape(-1)).view(*local.shape, table.shape[1])
 
 
@@ -145,9 +145,9 @@ class _MaxBag(torch.autograd.Function):
     """Max-pooled bag whose backward sends each (row, dim) gradient to the one id that won that
     dimension: one gradient row per distinct winning id, sparse or dense.
 
-    Timed on CPU for a batch of 256 titles (45 ids each, 87k x 200 table), forward + backward:
-    PyTorch's max-mode ``embedding_bag`` 12.5 ms; a gather and ``amax`` with ``amax``'s
-    backward 30 ms; a gather and ``max`` with indices, as here, less than either.
+    On CPU (THUCNews titles, 87k x 200 table, batch 256), a gather and ``max`` with indices, as
+    here, trained at 11.1k samples/s against 10.4k for PyTorch's max-mode ``embedding_bag``
+    (whose forward alone took 8 ms a batch); ``amax`` and its own backward took twice as long.
     """
 
     @staticmethod
