@@ -157,6 +157,10 @@ def test_config_reports_every_problem_at_once():
     with pytest.raises(ConfigError) as e:
         TrainConfig(train="t.tsv", model="cnn", epochs=0, embedding="partial", schedule="warp", lr=-1,
                     length_bucket=0)
+    with pytest.raises(ConfigError) as e2:
+        TrainConfig(train="t.tsv", dev="d.tsv", model="bilstm", pooling="mean+max", epochs=0)
+    assert "bilstm pooling must be one of ['max', 'mean', 'attention'], not 'mean+max'" in str(e2.value)
+    assert "epochs must be a positive integer" in str(e2.value)
     msg = str(e.value)
     for part in ("--dev is needed", "model must be one of", "epochs must be a positive integer",
                  "embedding partial keeps the rows", "schedule must be one of", "lr must be a positive number",

@@ -140,6 +140,9 @@ class TrainConfig:
         if self.words and self.ngrams < 2:
             p.append("words joins the n-gram rows: give ngrams >= 2 with it")
         choice("model", MODELS)
+        for name, allowed in MODELS[self.model].choices if self.model in MODELS else ():
+            if getattr(self, name) is not None and getattr(self, name) not in allowed:
+                p.append(f"{self.model} {name} must be one of {list(allowed)}, not {getattr(self, name)!r}")
         if self.ngrams > 1 and self.model in MODELS and not MODELS[self.model].ngrams:
             takers = ", ".join(name for name, spec in MODELS.items() if spec.ngrams)
             p.append(f"ngrams > 1 is for models that take n-gram rows ({takers}), not {self.model!r}")

@@ -19,6 +19,7 @@ class ModelSpec:
     bag: bool = False  # order-free: n-gram rows join the bag
     ngrams: bool = False  # takes n-gram rows (``ngrams`` > 1): bags, and textcnn's n-gram bag branch
     hf: bool = False  # a Hugging Face encoder; texts may go through its own tokenizer
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (config field, its allowed values) for this model
 
     def cls(self):
         import importlib
@@ -27,11 +28,16 @@ class ModelSpec:
         return getattr(importlib.import_module(module), name)
 
 
+BAG_POOLINGS = ("mean", "max", "mean+max")
+BILSTM_POOLINGS = ("max", "mean", "attention")
+
 MODELS: dict[str, ModelSpec] = {
-    "bag": ModelSpec("embgraft.models.bag:BagClassifier", ("dropout", "pooling"), bag=True, ngrams=True),
+    "bag": ModelSpec("embgraft.models.bag:BagClassifier", ("dropout", "pooling"), bag=True, ngrams=True,
+                     choices=(("pooling", BAG_POOLINGS),)),
     "textcnn": ModelSpec("embgraft.models.textcnn:TextCNN", ("n_filters", "kernel_sizes", "dropout", "ngrams"),
                          ngrams=True),
-    "bilstm": ModelSpec("embgraft.models.bilstm:BiLSTM", ("hidden_dim", "n_layers", "pooling", "dropout")),
+    "bilstm": ModelSpec("embgraft.models.bilstm:BiLSTM", ("hidden_dim", "n_layers", "pooling", "dropout"),
+                        choices=(("pooling", BILSTM_POOLINGS),)),
     "transformer": ModelSpec("embgraft.models.transformer:TransformerClassifier",
                              ("n_layers", "n_heads", "hidden_dim", "positions", "dropout", "max_positions")),
     "hf": ModelSpec("embgraft.models.hf:HFClassifier", ("dropout",), hf=True),

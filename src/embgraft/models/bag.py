@@ -12,10 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from embgraft.models import BAG_POOLINGS as POOLINGS
 from embgraft.models.dropout import Dropout
 from embgraft.models.embedding import TokenEmbedding
-
-POOLINGS = ("mean", "max", "mean+max")
 
 
 class BagClassifier(nn.Module):

@@ -6,10 +6,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from embgraft.models import BILSTM_POOLINGS as POOLINGS
 from embgraft.models.dropout import Dropout
 from embgraft.models.embedding import TokenEmbedding
-
-POOLINGS = ("max", "mean", "attention")
 
 
 class BiLSTM(nn.Module):
