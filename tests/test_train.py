@@ -153,6 +153,13 @@ def test_ngrams_are_refused_for_models_without_ngram_rows():
         TrainConfig(train="t.tsv", dev="d.tsv", model="bilstm", ngrams=2)
 
 
+def test_length_bucketing_by_default_only_for_bags():
+    assert TrainConfig(train="t.tsv", dev="d.tsv", model="bag").length_bucket == 50
+    for model in ("textcnn", "bilstm", "transformer"):
+        assert TrainConfig(train="t.tsv", dev="d.tsv", model=model).length_bucket == 1
+    assert TrainConfig(train="t.tsv", dev="d.tsv", model="textcnn", length_bucket=7).length_bucket == 7
+
+
 def test_config_reports_every_problem_at_once():
     with pytest.raises(ConfigError) as e:
         TrainConfig(train="t.tsv", model="cnn", epochs=0, embedding="partial", schedule="warp", lr=-1,

@@ -70,7 +70,9 @@ class TrainConfig:
     optimizer: str = "adamw"
     epochs: int = 10
     batch_size: int = 64
-    length_bucket: int = 50  # shuffled texts are sorted by length inside windows of this many batches; 1: none
+    # shuffled texts are sorted by length inside windows of this many batches; 1: plain shuffled
+    # batches. Default: 50 for bags (order-free: padding is all it changes), 1 for the others
+    length_bucket: int | None = None
     lr: float = 1e-3
     embedding_lr: float | None = None  # default: lr
     weight_decay: float = 0.01
@@ -136,7 +138,12 @@ class TrainConfig:
         if not isinstance(self.ngrams, int) or not 1 <= self.ngrams <= 5:
             p.append(f"ngrams must be 1..5, not {self.ngrams!r}")
         positive("ngram_min_count")
-        positive("length_bucket")
+        if self.length_bucket is None and self.model in MODELS:
+            # batches of alike lengths are batches of alike titles: on THUCNews, dev accuracy of
+            # textcnn, bilstm and transformer was 0.2-0.6 points higher without them (3 seeds
+            # each); a bag's was not (and its padding is all bucketing saves)
+            self.length_bucket = 50 if MODELS[self.model].bag else 1
+        positive("length_bucket", allow_none=True)
         if self.words and self.ngrams < 2:
             p.append("words joins the n-gram rows: give ngrams >= 2 with it")
         choice("model", MODELS)

@@ -188,6 +188,7 @@ def check_resumable(out: Path, config) -> None:
     if not (out / CKPT_DIR / "last.json").is_file():
         raise ConfigError(f"cannot resume: {out} has no {CKPT_DIR}/last.json (was a run started there?)")
     saved = read_json(out / CONFIG_FILE)
+    saved.setdefault("length_bucket", 50)  # runs from before the option was bucketed by 50 batches
     now = config.to_dict()
     diff = sorted(k for k in now if k not in _RESUME_FREE and k in saved and saved[k] != now[k])
     if diff:

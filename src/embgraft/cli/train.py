@@ -54,7 +54,8 @@ HELP = {
     "epochs": "most epochs (default 10)",
     "batch_size": "examples per step (default 64)",
     "length_bucket": "length bucketing: shuffled texts are sorted by length inside windows of this many batches "
-                     "(less padding, but batches of alike lengths); 1 = plain shuffled batches (default 50)",
+                     "(less padding, but batches of alike lengths); 1 = plain shuffled batches "
+                     "(default: 50 for bag, 1 for the other models)",
     "lr": "learning rate of the layers above the embedding (default 1e-3)",
     "embedding_lr": "learning rate of the embedding rows (default: --lr)",
     "weight_decay": "AdamW weight decay of weight matrices; never on embeddings, biases, norms (default 0.01)",
