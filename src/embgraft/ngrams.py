@@ -46,11 +46,9 @@ def word_splitter(n: int, recipe):
     """``text -> [word, ...]``: jieba's words of ``text`` longer than ``n`` characters (shorter
     ones are already n-gram rows), whitespace dropped, lower-cased when ``recipe`` lower-cases
     (so a word's characters are the ones its text was tokenised into)."""
-    from embgraft.tokenize import get_tokenizer
+    from embgraft.tokenize import Recipe
 
-    segment = get_tokenizer("word")
-    if recipe.lowercase:
-        return lambda text: [w for w in segment(text.lower()) if len(w) > n]
+    segment = Recipe(level="word", lowercase=recipe.lowercase).tokenizer()
     return lambda text: [w for w in segment(text) if len(w) > n]
 
 

@@ -54,6 +54,8 @@ def test_invalid_config_lists_every_problem(tiny_task, tmp_path, capsys):
     assert "words joins the n-gram rows: give ngrams >= 2 with it" in err
     assert main(args(tiny_task, tmp_path / "run", "--model", "bag", "--pooling", "sum")) == 2
     assert "bag pooling must be one of ['mean', 'max', 'mean+max'], not 'sum'" in capsys.readouterr().err
+    assert main(args(tiny_task, tmp_path / "run", "--length-bucket", "0")) == 2
+    assert "length_bucket must be a positive integer, not 0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -165,12 +165,7 @@ class _MaxBag(torch.autograd.Function):
         cols = real.nonzero()[:, 1]
         ids, where = torch.unique(winners[real], sorted=True, return_inverse=True)
         values = grad_out.new_zeros(len(ids) * dim).index_add_(0, where * dim + cols, grad_out[real]).view(-1, dim)
-        if ctx.sparse:
-            grad = torch.sparse_coo_tensor(ids.unsqueeze(0), values, ctx.table_shape, is_coalesced=True,
-                                           check_invariants=False)
-        else:
-            grad = values.new_zeros(ctx.table_shape).index_copy_(0, ids, values)
-        return None, grad, None, None
+        return None, _row_gradient(ids, values, ctx.table_shape, sparse=ctx.sparse), None, None
 
 
 def _counts(ids: torch.Tensor, pad: int, dtype: torch.dtype) -> torch.Tensor:
@@ -208,9 +203,12 @@ class _Bag(torch.autograd.Function):
         bag = keep.nonzero()[:, 0]  # row-major, the order of ids[keep]
         rows, where = torch.unique(ids[keep], sorted=True, return_inverse=True)
         values = grad_out.new_zeros(len(rows), grad_out.shape[1]).index_add_(0, where, grad_out.index_select(0, bag))
-        if ctx.sparse:
-            grad = torch.sparse_coo_tensor(rows.unsqueeze(0), values, ctx.table_shape, is_coalesced=True,
-                                           check_invariants=False)
-        else:
-            grad = values.new_zeros(ctx.table_shape).index_copy_(0, rows, values)
-        return None, grad, None, None, None
+        return None, _row_gradient(rows, values, ctx.table_shape, sparse=ctx.sparse), None, None, None
+
+
+def _row_gradient(rows: torch.Tensor, values: torch.Tensor, shape, *, sparse: bool) -> torch.Tensor:
+    """The gradient of a table of ``shape`` whose only non-zero rows are ``rows`` (sorted,
+    distinct) with ``values`` (len(rows), dim): a coalesced sparse tensor, or a dense table."""
+    if sparse:
+        return torch.sparse_coo_tensor(rows.unsqueeze(0), values, shape, is_coalesced=True, check_invariants=False)
+    return values.new_zeros(shape).index_copy_(0, rows, values)
