@@ -208,3 +208,23 @@ def test_macro_f1_matches_scikit_learn():
     for n in (5, 7):  # 7: classes absent from both
         assert macro_f1(labels, pred, n) == pytest.approx(
             f1_score(labels, pred, labels=list(range(n)), average="macro", zero_division=0))
+
+
+def test_load_best_copies_the_checkpoint_in_place_in_row_chunks(tmp_path):
+    from embgraft.errors import MalformedFileError
+
+    torch.manual_seed(0)
+    saved = torch.nn.Sequential(torch.nn.Embedding(11, 4), torch.nn.Linear(4, 3))
+    (tmp_path / rundir.CKPT_DIR).mkdir()
+    rundir._save_tensors(tmp_path / rundir.CKPT_DIR / "best.safetensors", saved.state_dict())
+    model = torch.nn.Sequential(torch.nn.Embedding(11, 4), torch.nn.Linear(4, 3))
+    table = model[0].weight
+    rundir.load_best(tmp_path, model, chunk_rows=3)  # 11 rows: chunks of 3, 3, 3, 2
+    assert model[0].weight is table  # filled in place, not replaced
+    for k, v in saved.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    with pytest.raises(MalformedFileError, match=r"0.weight: shape \(11, 4\), the model's is \(12, 4\)"):
+        rundir.load_best(tmp_path, torch.nn.Sequential(torch.nn.Embedding(12, 4), torch.nn.Linear(4, 3)))
+    with pytest.raises(MalformedFileError, match=r"missing \['2.weight'\], unexpected \[\]"):
+        rundir.load_best(tmp_path, torch.nn.Sequential(torch.nn.Embedding(11, 4), torch.nn.Linear(4, 3),
+                                                       torch.nn.Linear(3, 3, bias=False)))
