@@ -21,6 +21,7 @@ AMP = ("auto", "bf16", "off")
 SPARSE = ("auto", "on", "off")
 TRAIN_LAYERS = ("none", "all", "first", "last")
 _PATH_KEYS = ("train", "dev", "test", "data", "classes", "graft", "hf_model")
+_PATH_LIST_KEYS = ("teachers",)
 
 
 @dataclass
@@ -85,6 +86,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     patience: int | None = 3  # epochs without dev improvement before stopping; None: never
     metric: str = "accuracy"  # the dev metric for early stopping and the best checkpoint
+    # --- knowledge distillation: also fit the averaged predictions of trained runs (distill.py)
+    teachers: tuple[str, ...] = ()  # run directories trained on the same classes
+    distill_weight: float = 0.5  # the teachers' share of the loss; the gold labels get the rest
+    distill_temperature: float = 1.0
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # bf16 autocast: auto = on CUDA devices that support it
@@ -106,6 +111,9 @@ class TrainConfig:
             self.kernel_sizes = tuple(int(x) for x in self.kernel_sizes.split(","))
         if self.kernel_sizes is not None:
             self.kernel_sizes = tuple(self.kernel_sizes)
+        if isinstance(self.teachers, str):
+            self.teachers = tuple(t for t in self.teachers.split(",") if t)
+        self.teachers = tuple(str(t) for t in self.teachers)
         p: list[str] = []
 
         def choice(name: str, options) -> None:
@@ -186,6 +194,9 @@ class TrainConfig:
             p.append(f"label_smoothing must be in [0, 1), not {self.label_smoothing}")
         positive("patience", allow_none=True)
         choice("metric", METRICS)
+        if not 0 <= self.distill_weight <= 1:
+            p.append(f"distill_weight must be in [0, 1], not {self.distill_weight}")
+        positive("distill_temperature", integer=False)
         choice("device", DEVICES)
         choice("amp", AMP)
         positive("threads", allow_none=True)
@@ -266,7 +277,13 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     for k, v in data.items():
         key = str(k).replace("-", "_")
         # paths in a config file are relative to the file, not to where the command runs
-        if key in _PATH_KEYS and isinstance(v, str) and v and not os.path.isabs(v) and (base / v).exists():
-            v = str(base / v)
+        if key in _PATH_KEYS and isinstance(v, str):
+            v = _relative_to(base, v)
+        elif key in _PATH_LIST_KEYS and isinstance(v, list):
+            v = [_relative_to(base, x) if isinstance(x, str) else x for x in v]
         out[key] = v
     return out
+
+
+def _relative_to(base: Path, path: str) -> str:
+    return str(base / path) if path and not os.path.isabs(path) and (base / path).exists() else path

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from embgraft import rundir
 from embgraft.config import TrainConfig
 from embgraft.data import EncodedSet, batch_order, batches
+from embgraft.distill import distill_loss
 from embgraft.errors import ConfigError, OutputExistsError
 from embgraft.optim import Schedule, build_optimizers, set_lr, warmup_steps
 from embgraft.prepare import Prepared, prepare
@@ -155,13 +156,20 @@ def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, r
     amp = _amp_dtype(config.amp, device)
     torch.manual_seed(config.seed)
     prep = prepare(config, log=log if d.main else (lambda *a, **k: None))
+    soft = None  # (n_train, n_classes): the teachers' averaged probabilities, before anything is written
+    if config.teachers:
+        from embgraft.distill import teacher_targets
+
+        soft = torch.from_numpy(teacher_targets(config.teachers, prep.texts["train"], prep.train.labels,
+                                                prep.labels.names, temperature=config.distill_temperature,
+                                                log=log if d.main else (lambda *a, **k: None)))
     if d.main and not resume:
         rundir.start(out, config=config, prep=prep, force=force)
     # written above and never read by training: with 80k n-gram rows, a 60 MB table and 25 MB of
     # provenance records
     prep.init_weights, prep.provenance = None, []
-    outcome = _fit(config, prep, out=out, d=d, device=device, amp=amp, resume=resume, progress=progress,
-                   stop_after_epoch=stop_after_epoch, log=log)
+    outcome = _fit(config, prep, soft=soft, out=out, d=d, device=device, amp=amp, resume=resume,
+                   progress=progress, stop_after_epoch=stop_after_epoch, log=log)
     if d.world > 1:
         import torch.distributed as dist
 
@@ -170,8 +178,9 @@ def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, r
     return outcome
 
 
-def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: torch.device,
-         amp: torch.dtype | None, resume: bool, progress: bool, stop_after_epoch: int | None, log) -> TrainOutcome:
+def _fit(config: TrainConfig, prep: Prepared, *, soft: torch.Tensor | None, out: Path, d: Dist,
+         device: torch.device, amp: torch.dtype | None, resume: bool, progress: bool, stop_after_epoch: int | None,
+         log) -> TrainOutcome:
     from tqdm.auto import tqdm
 
     # -- model and optimisers
@@ -220,13 +229,17 @@ def _fit(config: TrainConfig, prep: Prepared, *, out: Path, d: Dist, device: tor
                    disable=None if progress and d.main else True)  # None: off when not a terminal
         train_model.train()
         t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
-        for ids, labels, _ in batches(prep.train, order, min_len=min_len, multiple=multiple):
+        for ids, labels, idx in batches(prep.train, order, min_len=min_len, multiple=multiple):
             # -- one step: forward under autocast, backward, clip, LR from the schedule, update
             ids, labels = ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             set_lr(optimizers, schedule.factor(state["step"]))
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 logits = train_model(ids)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+            if soft is not None:  # distillation: the teachers' averaged predictions for these texts
+                kd = distill_loss(logits.float(), soft[torch.from_numpy(idx)].to(device),
+                                  temperature=config.distill_temperature)
+                loss = (1 - config.distill_weight) * loss + config.distill_weight * kd
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             loss.backward()

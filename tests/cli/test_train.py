@@ -56,6 +56,10 @@ def test_invalid_config_lists_every_problem(tiny_task, tmp_path, capsys):
     assert "bag pooling must be one of ['mean', 'max', 'mean+max'], not 'sum'" in capsys.readouterr().err
     assert main(args(tiny_task, tmp_path / "run", "--length-bucket", "0")) == 2
     assert "length_bucket must be a positive integer, not 0" in capsys.readouterr().err
+    assert main(args(tiny_task, tmp_path / "run", "--teachers", str(tmp_path / "nowhere"))) == 2
+    assert f"teacher {tmp_path / 'nowhere'} is not a finished run directory" in capsys.readouterr().err
+    assert main(args(tiny_task, tmp_path / "run", "--distill-weight", "2")) == 2
+    assert "distill_weight must be in [0, 1], not 2.0" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
