@@ -5,8 +5,9 @@ headlines, 10 classes), with the shared Tencent character vectors grafted at cha
 once (``embgraft graft``, cached in the output folder), this runs in one go:
 
 * every model of ``configs/thucnews-*.yaml`` (bag, bag with character bigrams seen twice or
-  more, bag with every bigram, the same with jieba words and mean+max pooling, textcnn, textcnn
-  with a bigram bag branch, bilstm, transformer), grafted and from random init
+  more, bag with every bigram, the same with jieba words and mean+max pooling, that bag distilled
+  from its own seeds' runs, textcnn, textcnn with a bigram bag branch, bilstm, transformer),
+  grafted and from random init
   (``random_init``), over several seeds, on the
   whole training split and on a stratified 10 % of it (``train_fraction=0.1``, 900 titles);
 * the peers, on the same texts: TF-IDF character 1-2-grams + LinearSVC (C=1, scikit-learn),
@@ -54,12 +55,16 @@ MODELS = [
     ("bag+bigrams", "thucnews-bag-bigrams.yaml"),
     ("bag+all-bigrams", "thucnews-bag-bigrams-all.yaml"),
     ("bag+words", "thucnews-bag-words.yaml"),
+    ("bag+words+kd", "thucnews-bag-words-kd.yaml"),
     ("textcnn", "thucnews-textcnn.yaml"),
     ("textcnn+bigrams", "thucnews-textcnn-bigrams.yaml"),
     ("bilstm", "thucnews-bilstm.yaml"),
     ("transformer", "thucnews-transformer.yaml"),
 ]
 HEAVY = ("bilstm", "transformer")  # --heavy-seeds applies to these
+# a distilled row learns from every seed's run of its teacher row (same init, same data size),
+# which therefore runs first
+TEACHER_ROWS = {"bag+words+kd": "bag+words"}
 TEXTCNNS = ("textcnn", "textcnn+bigrams")
 FRACTIONS = (1.0, 0.1)
 SMALL_FRACTION = 0.1
@@ -409,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
                 run_seeds = seeds[: args.heavy_seeds] if name in HEAVY and args.heavy_seeds else seeds
                 if name in HEAVY and args.heavy_threads:
                     overrides["threads"] = args.heavy_threads
+                if name in TEACHER_ROWS:
+                    teacher_tag = tag.replace(name, TEACHER_ROWS[name], 1)
+                    if teacher_tag not in results["embgraft"] or "error" in results["embgraft"][teacher_tag]:
+                        note(f"{tag}: left out, its teachers ({teacher_tag}) did not run")
+                        continue
+                    overrides["teachers"] = [str(out / "runs" / teacher_tag / f"seed{s}") for s in seeds]
                 res = launch("embgraft", {"config": str(config_path), "overrides": overrides, "seeds": run_seeds,
                                           "out": str(out / "runs" / tag)}, out, tag, reuse=args.resume)
                 results["embgraft"][tag] = res
