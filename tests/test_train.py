@@ -219,12 +219,21 @@ def test_load_best_copies_the_checkpoint_in_place_in_row_chunks(tmp_path):
     rundir._save_tensors(tmp_path / rundir.CKPT_DIR / "best.safetensors", saved.state_dict())
     model = torch.nn.Sequential(torch.nn.Embedding(11, 4), torch.nn.Linear(4, 3))
     table = model[0].weight
-    rundir.load_best(tmp_path, model, chunk_rows=3)  # 11 rows: chunks of 3, 3, 3, 2
+    rundir.load_best(tmp_path, model, chunk_bytes=40)  # the table's 176 bytes in chunks of 40, 40, 40, 40, 16
     assert model[0].weight is table  # filled in place, not replaced
     for k, v in saved.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
-    with pytest.raises(MalformedFileError, match=r"0.weight: shape \(11, 4\), the model's is \(12, 4\)"):
+    with pytest.raises(MalformedFileError, match=r"0.weight: F32 \(11, 4\), the model's is torch.float32 \(12, 4\)"):
         rundir.load_best(tmp_path, torch.nn.Sequential(torch.nn.Embedding(12, 4), torch.nn.Linear(4, 3)))
     with pytest.raises(MalformedFileError, match=r"missing \['2.weight'\], unexpected \[\]"):
         rundir.load_best(tmp_path, torch.nn.Sequential(torch.nn.Embedding(11, 4), torch.nn.Linear(4, 3),
                                                        torch.nn.Linear(3, 3, bias=False)))
+    with pytest.raises(MalformedFileError, match=r"0.weight: F32 \(11, 4\), the model's is torch.float64"):
+        rundir.load_best(tmp_path, torch.nn.Sequential(torch.nn.Embedding(11, 4), torch.nn.Linear(4, 3)).double())
+    best = tmp_path / rundir.CKPT_DIR / "best.safetensors"
+    best.write_bytes(best.read_bytes()[:-10])
+    with pytest.raises(MalformedFileError, match="ends early"):
+        rundir.load_best(tmp_path, model)
+    best.write_bytes(b"\xff" * 8 + b"{}")
+    with pytest.raises(MalformedFileError, match="not a safetensors file"):
+        rundir.load_best(tmp_path, model)
