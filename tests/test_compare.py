@@ -98,6 +98,13 @@ def test_cv_folds_write_runs_and_summary(tiny_task, tmp_path):
     assert all((out / f"fold-{k}" / "run" / "model.safetensors").is_file() for k in (1, 2, 3))
 
 
+def test_cv_refuses_teachers_that_saw_its_test_folds(run_dir, tiny_task, tmp_path, capsys):
+    assert main(["cv", "--folds", "3", *data_args(tiny_task), "--graft", str(tiny_task["graft"]), "--model", "bag",
+                 "--teachers", str(run_dir), "--out", str(tmp_path / "cv"), *FAST]) == 2
+    assert "cv does not take teachers" in capsys.readouterr().err
+    assert not (tmp_path / "cv").exists()
+
+
 def test_report_for_a_run(run_dir, tiny_task):
     assert main(["evaluate", str(run_dir), "--data", str(tiny_task["test"])]) == 0
     assert main(["report", str(run_dir)]) == 0

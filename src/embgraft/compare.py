@@ -217,6 +217,9 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
 
     if folds < 2:
         raise ConfigError(f"folds must be >= 2, not {folds}")
+    if base.teachers:
+        raise ConfigError("cv does not take teachers: runs trained outside the folds have seen each fold's test "
+                          "texts, so the scores would leak")
     out = check_writable(Path(out), force=force)
     parts = [ex for ex in read_splits(replace(base, train_fraction=1.0)) if ex is not None]
     texts = [t for ex in parts for t in ex.texts]
