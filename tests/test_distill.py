@@ -1,4 +1,5 @@
 import json
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -13,16 +14,18 @@ from embgraft.train import train
 QUIET = dict(progress=False, log=lambda *a, **k: None)
 
 
-def config(task, **kw):
-    base = dict(train=str(task["train"]), dev=str(task["dev"]), test=str(task["test"]), graft=str(task["graft"]),
-                model="bag", epochs=3, batch_size=16, lr=0.05, patience=None, seed=1, tensorboard="off")
-    base.update(kw)
-    return TrainConfig(**base)
-
-
 @pytest.fixture
 def teacher(tiny_task, tmp_path):
-    return train(config(tiny_task), out=tmp_path / "teacher", **QUIET).out
+    cfg = TrainConfig(train=str(tiny_task["train"]), dev=str(tiny_task["dev"]), test=str(tiny_task["test"]),
+                      graft=str(tiny_task["graft"]), model="bag", epochs=3, batch_size=16, lr=0.05, patience=None,
+                      seed=1, tensorboard="off")
+    return train(cfg, out=tmp_path / "teacher", **QUIET).out
+
+
+def like(run, **kw):
+    """The config ``run`` was trained with (the settings in its ``config.json``), with ``kw`` changed."""
+    saved = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    return TrainConfig(**{**{f.name: saved[f.name] for f in fields(TrainConfig)}, **kw})
 
 
 def test_distill_loss_is_t_squared_kl_of_the_softened_student():
@@ -71,19 +74,19 @@ def _swap_labels(src, dst):
 def test_a_student_with_distill_weight_1_learns_the_teacher_not_the_labels(tiny_task, teacher, tmp_path):
     swapped = _swap_labels(tiny_task["train"], tmp_path / "swapped.tsv")
     # every training label is wrong: from the labels alone the student learns the opposite classes ...
-    alone = train(config(tiny_task, train=str(swapped)), out=tmp_path / "alone", **QUIET)
+    alone = train(like(teacher, train=str(swapped)), out=tmp_path / "alone", **QUIET)
     assert alone.metrics["test"]["accuracy"] < 0.1
     # ... from the teacher alone it learns the right ones
-    student = train(config(tiny_task, train=str(swapped), teachers=(str(teacher),), distill_weight=1.0,
-                           distill_temperature=2.0), out=tmp_path / "student", **QUIET)
+    student = train(like(teacher, train=str(swapped), teachers=(str(teacher),), distill_weight=1.0,
+                         distill_temperature=2.0), out=tmp_path / "student", **QUIET)
     assert student.metrics["test"]["accuracy"] > 0.9
     saved = json.loads((tmp_path / "student" / "config.json").read_text(encoding="utf-8"))
     assert saved["teachers"] == [str(teacher)] and saved["distill_weight"] == 1.0
 
 
-def test_a_bad_teacher_is_refused_before_the_run_directory_is_written(tiny_task, tmp_path):
+def test_a_bad_teacher_is_refused_before_the_run_directory_is_written(tiny_task, teacher, tmp_path):
     with pytest.raises(ConfigError, match="no model.safetensors"):
-        train(config(tiny_task, teachers=(str(tmp_path / "nowhere"),)), out=tmp_path / "run", **QUIET)
+        train(like(teacher, teachers=(str(tmp_path / "nowhere"),)), out=tmp_path / "run", **QUIET)
     assert not (tmp_path / "run").exists()
 
 
