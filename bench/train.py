@@ -275,9 +275,9 @@ def launch_seeds(kind: str, spec: dict, out: Path, name: str, *, reuse: bool = F
     of every seed, the sum of their wall times, and the largest of their peak RSS.
 
     One process per training run, as ``embgraft train`` is used and as the issue measured its
-    peers: seeds run one after another in one process peaked ~25 MB above a single run
-    (textcnn+bigrams: 524 MB for three seeds, ~480-500 MB for each alone), because the C heap
-    and oneDNN's primitive cache keep what the earlier seeds left."""
+    peers: seeds run one after another in one process peaked higher than each alone, since part
+    of what an earlier seed used stays with the process (textcnn+bigrams: 524 MB for three
+    seeds in one process; fastText: 590 MB, against 313 MB for one seed)."""
     merged: dict = {"runs": []}
     for seed in spec["seeds"]:
         res = launch(kind, {**spec, "seeds": [seed]}, out, f"{name}-seed{seed}", reuse=reuse)

@@ -1,6 +1,6 @@
 """Knowledge distillation: train a model on trained runs' predictions as well as on the labels.
 
-``--teacher RUN`` (one or more run directories) scores the training texts once with each run,
+``--teachers RUN,...`` (one or more run directories) scores the training texts once with each run,
 averages their class probabilities (softened by ``--distill-temperature``), and the training
 loss becomes ``(1 - w) * cross-entropy(gold) + w * T² * KL(teachers || student)`` with
 ``w = --distill-weight`` (Hinton et al. 2015). Averaging several seeds' runs distils their
