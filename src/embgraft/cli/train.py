@@ -69,7 +69,7 @@ HELP = {
     "patience": "early stopping: epochs without dev gain (default 3)",
     "metric": "dev metric for early stopping and the best checkpoint: accuracy | macro_f1",
     "teachers": "knowledge distillation: run directories (comma-separated) whose averaged predictions on the "
-                "training texts the model also learns",
+                "training texts the model also learns (default: none)",
     "distill_weight": "with --teachers: the teachers' share of the loss, the labels get the rest (default 0.5)",
     "distill_temperature": "with --teachers: softmax temperature of teachers and student (default 1)",
     "seed": "random seed (default 0)",
