@@ -64,6 +64,7 @@ def test_invalid_config_lists_every_problem(tiny_task, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content, where", [("球赛\t体育\n银行\t\n", ":2: no label"),
+                                            ("球赛\t体育\n \t财经\n", ":2: empty text"),
                                             ("球赛\t体育\n银行\t财经\n冠军\t娱乐\n", ":3: label '娱乐' is not one of")])
 def test_bad_rows_are_one_line_errors_naming_file_and_line(tiny_task, tmp_path, content, where):
     bad = tmp_path / "dev_bad.tsv"
