@@ -437,17 +437,17 @@ def main(argv: list[str] | None = None) -> int:
                 run_seeds = seeds[: args.heavy_seeds] if name in HEAVY and args.heavy_seeds else seeds
                 if name in HEAVY and args.heavy_threads:
                     overrides["threads"] = args.heavy_threads
+                spec = {"config": str(config_path), "overrides": overrides, "seeds": run_seeds,
+                        "out": str(out / "runs" / tag)}
                 if name in TEACHER_ROWS:
                     teacher_tag = tag.replace(name, TEACHER_ROWS[name], 1)
                     if teacher_tag not in results["embgraft"] or "error" in results["embgraft"][teacher_tag]:
                         note(f"{tag}: left out, its teachers ({teacher_tag}) did not run")
                         continue
                     overrides["teachers"] = [str(out / "runs" / teacher_tag / f"seed{s}") for s in seeds]
-                specs[tag] = {"config": str(config_path), "overrides": overrides, "seeds": run_seeds,
-                              "out": str(out / "runs" / tag)}
-                if name in TEACHER_ROWS:  # the teachers' settings too: --resume reruns the row when they change
-                    specs[tag]["teacher_spec"] = specs[teacher_tag]
-                res = launch_seeds("embgraft", specs[tag], out, tag, reuse=args.resume)
+                    spec["teacher_spec"] = specs[teacher_tag]  # --resume reruns the row when its teachers change
+                specs[tag] = spec
+                res = launch_seeds("embgraft", spec, out, tag, reuse=args.resume)
                 results["embgraft"][tag] = res
                 s = summarise(res)
                 rows.setdefault((name, init), {})[fraction] = s

@@ -252,6 +252,7 @@ def load_best(out: Path, model, *, chunk_bytes: int = 4 << 20) -> None:
         missing, unexpected = sorted(set(state) - keys), sorted(keys - set(state))
         if missing or unexpected:
             raise MalformedFileError(path, None, f"does not fit the model: missing {missing}, unexpected {unexpected}")
+        buf = bytearray(chunk_bytes)  # one buffer, refilled for every chunk
         for k, target in state.items():
             info = header[k]
             dtype = dtypes.get(info["dtype"])
@@ -266,11 +267,11 @@ def load_best(out: Path, model, *, chunk_bytes: int = 4 << 20) -> None:
             at = 0
             with torch.no_grad():
                 while at < flat.numel():
-                    chunk = f.read(min(chunk_bytes, flat.numel() - at))
-                    if not chunk:
+                    n = f.readinto(memoryview(buf)[:min(chunk_bytes, flat.numel() - at)])
+                    if not n:
                         raise MalformedFileError(path, None, f"{k}: the file ends early")
-                    flat[at:at + len(chunk)].copy_(torch.frombuffer(bytearray(chunk), dtype=torch.uint8))
-                    at += len(chunk)
+                    flat[at:at + n].copy_(torch.frombuffer(buf, dtype=torch.uint8, count=n))
+                    at += n
 
 
 def _safetensors_dtypes() -> dict:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from embgraft import rundir
 from embgraft.config import TrainConfig
 from embgraft.data import EncodedSet, batch_order, batches
-from embgraft.distill import distill_loss
+from embgraft.distill import distill_loss, teacher_targets
 from embgraft.errors import ConfigError, OutputExistsError
 from embgraft.optim import Schedule, build_optimizers, set_lr, warmup_steps
 from embgraft.prepare import Prepared, prepare
@@ -158,8 +158,6 @@ def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, r
     prep = prepare(config, log=log if d.main else (lambda *a, **k: None))
     soft = None  # (n_train, n_classes): the teachers' averaged probabilities, before anything is written
     if config.teachers:
-        from embgraft.distill import teacher_targets
-
         soft = torch.from_numpy(teacher_targets(config.teachers, prep.texts["train"], prep.train.labels,
                                                 prep.labels.names, temperature=config.distill_temperature,
                                                 log=log if d.main else (lambda *a, **k: None)))
