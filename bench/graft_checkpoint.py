@@ -207,7 +207,7 @@ def write_graft_vocab(path: Path, ckpt: Path, *, n_exact: int = 30_000, n_compos
     from tokenizers import Tokenizer
 
     from embgraft.hf.tokenizer import byte_level_decode
-    from embgraft.vocab import Vocab
+    from embgraft.text.vocab import Vocab
 
     vocab = Tokenizer.from_file(str(ckpt / "tokenizer.json")).get_vocab()
     words = []

@@ -253,7 +253,7 @@ def check_graft_output(out: Path, *, gen: Generated, expect_all: bool) -> int:
     from safetensors.numpy import load_file
 
     weights = load_file(str(out / "embedding.safetensors"))["embedding"]
-    from embgraft.vocab import Vocab
+    from embgraft.text.vocab import Vocab
 
     vocab = Vocab.load(out / "vocab.txt")
     tokens = vocab.tokens

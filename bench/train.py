@@ -95,8 +95,8 @@ TARGETS = {
 
 def child_embgraft(spec: dict) -> dict:
     """Train one configuration for each seed; return per-seed metrics."""
-    from embgraft.config import TrainConfig
-    from embgraft.train import train
+    from embgraft.training.config import TrainConfig
+    from embgraft.training.loop import train
 
     runs = []
     for seed in spec["seeds"]:
@@ -153,7 +153,7 @@ def child_convs(spec: dict) -> dict:
 
 
 def _read_split(data: Path, fraction: float):
-    from embgraft.data import LabelSet, read_examples, stratified_subset
+    from embgraft.training.data import LabelSet, read_examples, stratified_subset
 
     root = data / SPLIT
     labels = LabelSet.load(root / "class.txt")
@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: dict = {}
     specs: dict = {}
-    from embgraft.config import read_config_file
+    from embgraft.training.config import read_config_file
 
     for name, config_file in MODELS:
         if name not in wanted:

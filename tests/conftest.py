@@ -1,8 +1,12 @@
+import sys
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # the shared helpers: `from helpers.checkpoints import build_bert`
+
+SHARED_DATA = TESTS.parents[1] / "shared" / "data"
 
 
 @pytest.fixture
@@ -15,15 +19,10 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def ck():
-    """The tiny-checkpoint builders (BERT, GPT-2, LLaMA), which live with the checkpoint-source
-    tests in ``tests/sources/test_checkpoint.py``; one copy, loaded by path."""
-    import importlib.util
+    """The tiny-checkpoint builders (BERT, GPT-2, LLaMA) of ``tests/helpers/checkpoints.py``."""
+    from helpers import checkpoints
 
-    path = Path(__file__).parent / "sources" / "test_checkpoint.py"
-    spec = importlib.util.spec_from_file_location("_checkpoint_builders", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return checkpoints
 
 
 # --- a tiny labelled task for the training tests ------------------------------------------------
@@ -43,10 +42,8 @@ def tiny_task(tmp_path):
     grafted character vocabulary (graft written with embgraft's own API)."""
     import numpy as np
 
-    from embgraft.graft import graft
-    from embgraft.result import GraftResult  # noqa: F401
-    from embgraft.tokenize import Recipe
-    from embgraft.vocab import Vocab
+    from embgraft.grafting.cascade import graft
+    from embgraft.text.vocab import Vocab
 
     rng = np.random.default_rng(7)
     paths = {}
@@ -61,7 +58,5 @@ def tiny_task(tmp_path):
     vec.write_text("\n".join(lines) + "\n", encoding="utf-8")
     paths["vectors"] = vec
     vocab = Vocab.from_corpus(paths["train"], level="char")
-    result = graft(vocab, str(vec))
-    result.recipe = Recipe(level="char")
-    paths["graft"] = result.save(tmp_path / "graft")
+    paths["graft"] = graft(vocab, str(vec)).save(tmp_path / "graft")  # the vocabulary's recipe goes along
     return paths

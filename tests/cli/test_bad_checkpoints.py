@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch  # noqa: F401
+import transformers  # noqa: F401
 
 from embgraft.cli import main  # noqa: E402
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from embgraft.cli import main
-from embgraft.result import GraftResult
+from embgraft.grafting.result import GraftResult
 
 CORPUS = "中国人\t1\n国人好\t0\n"
 ROWS = {"中": [1.0, 2.0], "国": [3.0, 4.0], "人": [5.0, -6.0], "好": [0.5, 8.0]}

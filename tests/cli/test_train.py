@@ -14,6 +14,7 @@ def args(task, out, *more):
             "--graft", str(task["graft"]), "--model", "bag", "--out", str(out), *FAST, *more]
 
 
+@pytest.mark.slow
 def test_train_then_predict_from_the_command_line(tiny_task, tmp_path, capsys):
     assert main(args(tiny_task, tmp_path / "run", "--lr", "0.05")) == 0
     assert "test accuracy" in capsys.readouterr().out
@@ -63,6 +64,7 @@ def test_invalid_config_lists_every_problem(tiny_task, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, where", [("球赛\t体育\n银行\t\n", ":2: no label"),
                                             ("球赛\t体育\n \t财经\n", ":2: empty text"),
                                             ("球赛\t体育\n银行\t财经\n冠军\t娱乐\n", ":3: label '娱乐' is not one of")])

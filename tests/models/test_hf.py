@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
+import transformers
 
-from embgraft import rundir  # noqa: E402
-from embgraft.classifier import Classifier  # noqa: E402
-from embgraft.config import TrainConfig  # noqa: E402
+from embgraft.training import rundir  # noqa: E402
+from embgraft.training.classifier import Classifier  # noqa: E402
+from embgraft.training.config import TrainConfig  # noqa: E402
 from embgraft.models.hf import HFClassifier, layer_list  # noqa: E402
-from embgraft.train import train  # noqa: E402
+from embgraft.training.loop import train  # noqa: E402
 
 QUIET = dict(progress=False, log=lambda *a, **k: None)
 CHARS = "球赛队员跑跳胜负冠军股市银行利率基金债券"
@@ -66,9 +66,9 @@ def test_train_layers_and_layer_wise_lr(tiny_bert):
 
 
 def test_hf_with_a_grafted_input_embedding(tiny_task, tiny_bert, tmp_path):
-    from embgraft.graft import graft
-    from embgraft.tokenize import Recipe
-    from embgraft.vocab import Vocab
+    from embgraft.grafting.cascade import graft
+    from embgraft.text.tokenize import Recipe
+    from embgraft.text.vocab import Vocab
 
     # rows for the task's characters grafted from the tiny BERT itself: exactly its rows
     vocab = Vocab.from_corpus(tiny_task["train"], level="char")

@@ -1,7 +1,5 @@
-"""Transformer checkpoints as sources: tiny BERT/GPT-2/LLaMA checkpoints built in-process.
-
-The builders at the top are shared with ``tests/test_extend.py`` (imported there by path).
-"""
+"""Transformer checkpoints as sources: tiny BERT/GPT-2/LLaMA checkpoints built in-process
+(``tests/helpers/checkpoints.py``)."""
 
 from __future__ import annotations
 
@@ -14,169 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+import tokenizers  # noqa: F401
+import torch
+import transformers
 
 from embgraft.cli import main  # noqa: E402
-from embgraft.graft import graft  # noqa: E402
-from embgraft.result import GraftResult  # noqa: E402
+from embgraft.grafting.cascade import graft  # noqa: E402
+from embgraft.grafting.result import GraftResult  # noqa: E402
 from embgraft.sources import detect_kind, open_source  # noqa: E402
 from embgraft.errors import CheckpointError  # noqa: E402
 from embgraft.hf.tokenizer import SourceTokenizer, byte_level_decode, byte_level_encode  # noqa: E402
 from embgraft.hf.weights import choose_embedding_key, locate_embedding  # noqa: E402
 from embgraft.sources.checkpoint import CheckpointSource  # noqa: E402
-from embgraft.vocab import Vocab  # noqa: E402
+from embgraft.text.vocab import Vocab  # noqa: E402
 
-# -- builders ----------------------------------------------------------------------------------------
-
-CJK = "北京大学生中国人民你好我们的是在了天气很公园玩习"
-LATIN = ["a", "b", "play", "##ing", "the", "##s", "game"]
-BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-SENTENCES = [
-    "北京大学的学生在中国人民大学学习。",
-    "我们是中国人，你好世界！",
-    "今天天气很好，我们去公园玩。",
-    "北京的天气很好，学生们在公园学习。",
-    "hello world, playing the game",
-] * 4
-
-
-def bert_vocab() -> list[str]:
-    """BERT-Chinese in miniature: specials, standalone CJK characters, their ##X forms, Latin pieces."""
-    return BERT_SPECIALS + list(CJK) + ["##" + c for c in CJK] + LATIN
-
-
-def _tiny(cls, config):
-    torch.manual_seed(0)
-    model = cls(config).eval()
-    with torch.no_grad():  # distinct, non-trivial rows so a wrong id can never pass
-        emb = model.get_input_embeddings().weight
-        emb.copy_(torch.randn_like(emb))
-    return model
-
-
-def save_bin(model, path: Path, *, shards: int = 1) -> None:
-    """``pytorch_model.bin`` (or ``shards`` files and an index) with ``torch.save``, as older
-    transformers wrote them; transformers 5 no longer writes .bin itself."""
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    path.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(path)
-    if shards == 1:
-        torch.save(state, path / "pytorch_model.bin")
-        return
-    names = list(state)
-    weight_map = {}
-    for s in range(shards):
-        part = names[s::shards]
-        fname = f"pytorch_model-{s + 1:05d}-of-{shards:05d}.bin"
-        torch.save({k: state[k] for k in part}, path / fname)
-        weight_map.update({k: fname for k in part})
-    (path / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-
-
-def build_bert(path: Path, *, max_shard_size=None, fmt: str = "safetensors", dtype=None,
-               tokenize_chinese_chars: bool = True, masked_lm: bool = False):
-    """A tiny BERT-Chinese-like checkpoint in ``path``; returns (model, tokenizer)."""
-    vocab = bert_vocab()
-    tok = transformers.BertTokenizer(vocab={t: i for i, t in enumerate(vocab)},
-                                     tokenize_chinese_chars=tokenize_chinese_chars)
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
-                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=64)
-    model = _tiny(transformers.BertForMaskedLM if masked_lm else transformers.BertModel, config)
-    if dtype is not None:
-        model = model.to(dtype)
-    tok.save_pretrained(path)
-    if fmt == "bin":
-        save_bin(model, path)
-    elif fmt == "bin-sharded":
-        save_bin(model, path, shards=2)
-    else:
-        model.save_pretrained(path, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
-    return model, tok
-
-
-def _byte_level_tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    tk.train_from_iterator(SENTENCES, trainers.BpeTrainer(
-        vocab_size=420, special_tokens=["<|endoftext|>"], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return tk
-
-
-def _merges(tk) -> list[tuple[str, str]]:
-    return [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-            for m in json.loads(tk.to_str())["model"]["merges"]]
-
-
-def build_gpt2(path: Path, *, tie: bool = True):
-    """A tiny GPT-2 with a byte-level BPE trained on Chinese sentences; returns (model, tokenizer)."""
-    tk = _byte_level_tokenizer()
-    tok = transformers.GPT2Tokenizer(vocab=tk.get_vocab(), merges=_merges(tk))
-    eos = tok.convert_tokens_to_ids("<|endoftext|>")
-    config = transformers.GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2, n_positions=64,
-                                     tie_word_embeddings=tie, bos_token_id=eos, eos_token_id=eos)
-    model = _tiny(transformers.GPT2LMHeadModel, config)
-    tok.save_pretrained(path)
-    model.save_pretrained(path)
-    return model, tok
-
-
-def _sentencepiece_tokenizer():
-    """SentencePiece-style BPE (LLaMA): "▁" word marks, byte fallback, trained in-process."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, trainers
-
-    tk = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    tk.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                    decoders.Strip(" ", 1, 0)])
-    tk.train_from_iterator(SENTENCES, trainers.BpeTrainer(
-        vocab_size=340, show_progress=False,
-        special_tokens=["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]))
-    return tk
-
-
-def build_llama(path: Path, *, tie: bool = False, dtype=None):
-    """A tiny LLaMA (untied head by default) with a SentencePiece-style BPE; (model, tokenizer)."""
-    tk = _sentencepiece_tokenizer()
-    tok = transformers.LlamaTokenizer(vocab=tk.get_vocab(), merges=_merges(tk))
-    config = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
-                                      num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                                      max_position_embeddings=64, tie_word_embeddings=tie)
-    model = _tiny(transformers.LlamaForCausalLM, config)
-    if not tie:
-        with torch.no_grad():
-            model.lm_head.weight.copy_(torch.randn_like(model.lm_head.weight))
-    if dtype is not None:
-        model = model.to(dtype)
-    tok.save_pretrained(path)
-    model.save_pretrained(path)
-    return model, tok
-
-
-def pad_and_truncate(path: Path, length: int = 8) -> None:
-    """Switch on padding to ``length`` and truncation at ``length`` in ``path``'s tokenizer.json,
-    as most sentence-transformers checkpoints ship it (MiniLM: 128)."""
-    from tokenizers import Tokenizer
-
-    tk = Tokenizer.from_file(str(path / "tokenizer.json"))
-    pad = next(t for t in ("[PAD]", "<|endoftext|>", "<unk>") if tk.token_to_id(t) is not None)
-    tk.enable_padding(length=length, pad_token=pad, pad_id=tk.token_to_id(pad))
-    tk.enable_truncation(max_length=length)
-    tk.save(str(path / "tokenizer.json"))
-
-
-BUILDERS = {"bert": lambda p: build_bert(p), "gpt2": lambda p: build_gpt2(p), "llama": lambda p: build_llama(p)}
-
-
-def emb(model) -> np.ndarray:
-    """The model's input-embedding table as float32 NumPy (bf16 widened exactly)."""
-    return model.get_input_embeddings().weight.detach().float().numpy()
-
+from helpers.checkpoints import (BERT_SPECIALS, BUILDERS, CJK, LATIN, SENTENCES, bert_vocab, build_bert,  # noqa: E402
+                                 build_gpt2, build_llama, emb, fill_hub_cache, pad_and_truncate, save_bin)
 
 # -- BERT-Chinese: exact rows, composition from standalone characters --------------------------------
 
@@ -456,18 +307,6 @@ def test_llama_sentencepiece_exact_and_composed(tmp_path):
 # -- hub ids, offline from a local cache --------------------------------------------------------------------
 
 
-def _fill_hub_cache(cache: Path, repo_id: str, files: dict[str, Path], commit: str = "a" * 40) -> Path:
-    """The huggingface_hub cache layout: models--org--name/{refs/main, snapshots/<commit>/...}."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    snap = repo / "snapshots" / commit
-    snap.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    for name, path in files.items():
-        shutil.copy(path, snap / name)
-    return snap
-
-
 @pytest.fixture
 def offline_hub(tmp_path, monkeypatch):
     from huggingface_hub import constants
@@ -490,7 +329,7 @@ def test_hub_id_resolves_offline_from_the_cache_with_only_the_needed_shard(tmp_p
     # the cache holds the small files and the one shard: any other shard would have to be fetched
     files = {p.name: p for p in ckpt.iterdir() if not p.name.endswith(".safetensors")}
     files[shard] = ckpt / shard
-    _fill_hub_cache(offline_hub, "tiny-org/tiny-bert", files)
+    fill_hub_cache(offline_hub, "tiny-org/tiny-bert", files)
     assert detect_kind("tiny-org/tiny-bert") == "checkpoint"
     src = open_source("tiny-org/tiny-bert", progress=False)
     assert src.name == "tiny-org/tiny-bert" and src.table.path.name == shard
@@ -504,7 +343,7 @@ def test_hub_id_resolves_offline_from_the_cache_with_only_the_needed_shard(tmp_p
 def test_a_hub_id_without_owner_resolves_offline(tmp_path, offline_hub):
     ckpt = tmp_path / "ckpt"
     model, tok = build_bert(ckpt)
-    _fill_hub_cache(offline_hub, "bert-base-chinese", {p.name: p for p in ckpt.iterdir()})
+    fill_hub_cache(offline_hub, "bert-base-chinese", {p.name: p for p in ckpt.iterdir()})
     src = open_source("bert-base-chinese", progress=False)  # the README's own example
     assert np.array_equal(src.lookup(["京"])["京"], emb(model)[tok.convert_tokens_to_ids("京")])
     with pytest.raises(CheckpointError, match="no-such-model: no such file or directory, and no such repository"):

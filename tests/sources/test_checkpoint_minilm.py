@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
 
-from embgraft.extend import extend  # noqa: E402
-from embgraft.graft import graft  # noqa: E402
+from embgraft.hf.extend import extend  # noqa: E402
+from embgraft.grafting.cascade import graft  # noqa: E402
 from embgraft.sources import open_source  # noqa: E402
-from embgraft.vocab import Vocab  # noqa: E402
+from embgraft.text.vocab import Vocab  # noqa: E402
 
 
 def _minilm_dir() -> Path:

@@ -242,12 +242,21 @@ def test_an_option_the_reader_does_not_take_is_one_config_error(tmp_path, option
 
 
 def test_every_reader_declares_what_its_constructor_takes():
-    import importlib
     import inspect
 
     from embgraft.sources import SOURCE_KINDS
 
-    for module, cls_name, fixed in SOURCE_KINDS.values():
-        cls = getattr(importlib.import_module(module), cls_name)
-        params = set(inspect.signature(cls.__init__).parameters) - {"self", "path", "spec"} - set(fixed)
-        assert cls.OPTIONS == params - {"fmt"}, cls_name
+    def keyword_options(cls) -> set[str]:
+        """Keyword-only parameters of ``cls.__init__`` and of the bases it hands ``**options`` to."""
+        params: set[str] = set()
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            sig = inspect.signature(vars(klass)["__init__"]).parameters.values()
+            params |= {p.name for p in sig if p.kind is p.KEYWORD_ONLY}
+            if not any(p.kind is p.VAR_KEYWORD for p in sig):
+                return params
+        return params
+
+    for cls, fixed in SOURCE_KINDS.values():
+        assert cls.OPTIONS == keyword_options(cls) - set(fixed) - {"fmt"}, cls.__name__

@@ -1,20 +1,38 @@
-"""Argument groups shared by several subcommands (vocabulary and graft options)."""
+"""Argument groups shared by several subcommands: corpus files, the target vocabulary, the graft.
+
+The graft's choices and help come from the tables and the ``GraftConfig`` fields the library
+validates with, so a flag and the setting it sets cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
+
+
+def add_corpus_arguments(g, *, labels: bool = False) -> None:
+    """``--format`` and ``--text-column`` (and, with ``labels``, ``--label-column``): how a corpus
+    file is read. The one definition for graft, extend, predict and evaluate."""
+    from embgraft.text.corpus import FORMAT_ALIASES, FORMATS
+
+    g.add_argument("--format", dest="corpus_format", choices=list(FORMAT_ALIASES), metavar="FORMAT",
+                   help=f"corpus format: {', '.join(FORMATS)} (default: from the file extension; a .txt of "
+                        "text<TAB>label lines is read as tsv)")
+    g.add_argument("--text-column", help="CSV/JSONL column (name or 0-based index) holding the text")
+    if labels:
+        g.add_argument("--label-column", help="CSV/JSONL column (name or 0-based index) holding the label")
 
 
 def add_vocab_arguments(p: argparse.ArgumentParser) -> None:
+    from embgraft.text.tokenize import TOKENIZERS
+
     g = p.add_argument_group("target vocabulary")
     src = g.add_mutually_exclusive_group(required=True)
     src.add_argument("--corpus", action="append", metavar="FILE",
                      help="corpus file (.txt, .tsv text<TAB>label, .csv, .jsonl); repeatable")
     src.add_argument("--vocab", metavar="FILE", help="a saved vocabulary (vocab.txt) instead of a corpus")
-    g.add_argument("--format", dest="corpus_format", choices=["txt", "tsv", "csv", "jsonl"],
-                   help="corpus format (default: from the file extension)")
-    g.add_argument("--text-column", help="CSV/JSONL column (name or 0-based index) holding the text")
-    g.add_argument("--level", choices=["char", "word", "space"], default="char",
+    add_corpus_arguments(g)
+    g.add_argument("--level", choices=list(TOKENIZERS), default="char",
                    help="characters, jieba words, or whitespace tokens (default: char)")
     g.add_argument("--user-dict", metavar="FILE", help="jieba user dictionary for --level word")
     g.add_argument("--lowercase", action="store_true",
@@ -28,28 +46,32 @@ def add_vocab_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def vocab_from_args(args: argparse.Namespace):
-    from embgraft.vocab import Vocab
+    """The vocabulary of ``--corpus`` (or ``--vocab``), carrying the recipe its texts go through."""
+    from embgraft.text.tokenize import Recipe
+    from embgraft.text.vocab import Vocab
 
+    recipe = Recipe(level=args.level, user_dict=args.user_dict, lowercase=args.lowercase, max_len=args.max_len)
     if args.vocab:
-        return Vocab.load(args.vocab)
+        return Vocab.load(args.vocab, recipe=recipe)  # declared: a vocabulary file does not record it
     return Vocab.from_corpus(
-        args.corpus, level=args.level, fmt=args.corpus_format, text_column=args.text_column,
-        user_dict=args.user_dict, min_freq=args.min_freq, max_size=args.max_size,
-        extra_specials=tuple(args.special), lowercase=args.lowercase,
+        args.corpus, recipe=recipe, fmt=args.corpus_format, text_column=args.text_column,
+        min_freq=args.min_freq, max_size=args.max_size, extra_specials=tuple(args.special),
     )
 
 
-def recipe_from_args(args: argparse.Namespace):
-    """The tokenisation recipe the vocabulary was (or, with --vocab, is declared to be) built with."""
-    from embgraft.tokenize import Recipe
+def _graft_help(name: str, default_text: str | None = None) -> str:
+    """A ``GraftConfig`` field's help, with its default."""
+    from embgraft.grafting.config import GraftConfig
 
-    return Recipe(level=args.level, user_dict=args.user_dict, lowercase=args.lowercase,
-                  max_len=args.max_len)
+    f = next(f for f in fields(GraftConfig) if f.name == name)
+    default = default_text if default_text is not None else f.default
+    return f"{f.metadata['help']} (default: {default})"
 
 
 def add_graft_arguments(p: argparse.ArgumentParser) -> None:
-    # choices come from the tables the library validates with (graft.py, sources/)
-    from embgraft.graft import COMPOSE_BYTES, DTYPES, INIT_METHODS, POOLINGS
+    # choices come from the tables the library validates with (grafting/, sources/)
+    from embgraft.grafting.compose import COMPOSE_BYTES, POOLINGS
+    from embgraft.grafting.config import DTYPES, INIT_METHODS
     from embgraft.sources import SOURCE_KINDS
     from embgraft.sources.base import ON_BAD_LINE
 
@@ -63,28 +85,23 @@ def add_graft_arguments(p: argparse.ArgumentParser) -> None:
                    help="a malformed line in a vector file: stop (default) or skip and count it")
     g.add_argument("--normalise", default="nfkc,lower,t2s",
                    help="normalisation rules, in order, comma-separated, or 'none' (default: nfkc,lower,t2s)")
-    g.add_argument("--compose", default="mean", choices=[*POOLINGS, "off"],
-                   help="pool absent words from their pieces (default: mean)")
-    g.add_argument("--compose-min-coverage", type=float, default=1.0,
-                   help="share of a word's characters its known pieces must cover (default 1.0)")
-    g.add_argument("--compose-bytes", default="on", choices=list(COMPOSE_BYTES),
-                   help="compose from byte-level BPE pieces (GPT-2, Qwen); such rows are marked "
-                        "composed:bytes (default: on)")
-    g.add_argument("--init", default="normal", choices=list(INIT_METHODS),
-                   help="rows left over, fitted to the found rows' per-dimension mean/std (default: normal)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--scale", type=float, default=1.0, help="multiply every row by this")
-    g.add_argument("--centre", action="store_true", help="subtract the mean of the found rows")
-    g.add_argument("--unit-norm", action="store_true", help="L2-normalise every row")
-    g.add_argument("--dim", type=int, help="target width, reached by PCA fitted on the found rows")
+    g.add_argument("--compose", default="mean", choices=[*POOLINGS, "off"], help=_graft_help("compose"))
+    g.add_argument("--compose-min-coverage", type=float, default=1.0, help=_graft_help("compose_min_coverage"))
+    g.add_argument("--compose-bytes", default="on", choices=list(COMPOSE_BYTES), help=_graft_help("compose_bytes"))
+    g.add_argument("--init", default="normal", choices=list(INIT_METHODS), help=_graft_help("init"))
+    g.add_argument("--seed", type=int, default=0, help=_graft_help("seed"))
+    g.add_argument("--scale", type=float, default=1.0, help=_graft_help("scale"))
+    g.add_argument("--centre", action="store_true", help=_graft_help("centre"))
+    g.add_argument("--unit-norm", action="store_true", help=_graft_help("unit_norm"))
+    g.add_argument("--dim", type=int, help=_graft_help("dim", "the source's"))
     g.add_argument("--dtype", default="float32", choices=list(DTYPES),
-                   help="of the result, in memory and on disk; float64 is read and computed in float64, "
-                        "float16/bfloat16 are rounded once, last (default: float32)")
+                   help=_graft_help("dtype") + "; float64 is read and computed in float64, float16/bfloat16 "
+                                               "are rounded once, last")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def graft_config_from_args(args: argparse.Namespace):
-    from embgraft.graft import GraftConfig
+    from embgraft.grafting.config import GraftConfig
 
     rules = () if args.normalise.strip().lower() in ("", "none") else tuple(
         r.strip() for r in args.normalise.split(",") if r.strip())
@@ -97,13 +114,12 @@ def graft_config_from_args(args: argparse.Namespace):
 
 
 def open_sources(args: argparse.Namespace, config) -> list:
-    from embgraft.graft import DTYPES
     from embgraft.sources import open_source
 
     extra = {k: getattr(args, k, None) for k in ("tensor_key", "revision", "trust_remote_code")}
     return [
         open_source(spec, kind=args.source_kind, on_bad_line=args.on_bad_line,
                     progress=not args.no_progress, max_piece_chars=config.max_piece_chars,
-                    vocab=args.source_vocab, dtype=DTYPES[config.dtype], **extra)
+                    vocab=args.source_vocab, dtype=config.work_dtype.name, **extra)
         for spec in args.source
     ]

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from embgraft.compare import compare, make_setups
+    from embgraft.evaluation.compare import compare, make_setups
     from embgraft.errors import ConfigError
 
     try:

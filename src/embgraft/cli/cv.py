@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from embgraft.compare import cross_validate
+    from embgraft.evaluation.cv import cross_validate
 
     base = config_from_args(args, not_config=frozenset({"folds", "dev_share"}))
     cross_validate(base, folds=args.folds, out=args.out, force=args.force, progress=not args.no_progress,

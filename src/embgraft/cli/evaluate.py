@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import argparse
 
+from embgraft.cli._common import add_corpus_arguments
+from embgraft.training.data import ON_BAD_ROW
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="a finished run directory (embgraft train --out)")
     p.add_argument("--data", required=True, metavar="FILE", help="labelled file to score (TSV, CSV, JSONL)")
     p.add_argument("--out", metavar="DIR", help="where to write (default: RUN_DIR/evaluation)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output folder")
-    p.add_argument("--format", help="data format: tsv, csv, jsonl (default: from the extension)")
-    p.add_argument("--text-column", help="CSV/JSONL column of the text")
-    p.add_argument("--label-column", help="CSV/JSONL column of the label")
-    p.add_argument("--on-bad-row", choices=["error", "skip"], default="error",
+    add_corpus_arguments(p, labels=True)
+    p.add_argument("--on-bad-row", choices=list(ON_BAD_ROW), default="error",
                    help="a row with no label, an empty text or a label the run does not know")
     p.add_argument("--n-errors", type=int, default=20, help="most confident mistakes kept in errors.tsv (default 20)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from embgraft.evaluate import evaluate_run
+    from embgraft.evaluation.run import evaluate_run
 
-    evaluate_run(args.run, args.data, out=args.out, fmt=args.format, text_column=args.text_column,
+    evaluate_run(args.run, args.data, out=args.out, fmt=args.corpus_format, text_column=args.text_column,
                  label_column=args.label_column, on_bad_row=args.on_bad_row, n_errors=args.n_errors,
                  force=args.force)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from embgraft.cli._common import add_corpus_arguments
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR|HUB_ID", help="the transformer checkpoint to extend")
@@ -15,9 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", choices=["word", "space"], default="word",
                    help="with --corpus: jieba words or whitespace tokens (default: word)")
     p.add_argument("--user-dict", metavar="FILE", help="jieba user dictionary for --level word")
-    p.add_argument("--format", dest="corpus_format", choices=["txt", "tsv", "csv", "jsonl"],
-                   help="corpus format (default: from the file extension)")
-    p.add_argument("--text-column", help="CSV/JSONL column (name or 0-based index) holding the text")
+    add_corpus_arguments(p)
     p.add_argument("--pad-to-multiple-of", type=int, metavar="N",
                    help="round the embedding's row count up to a multiple of N (e.g. 64 for tensor cores)")
     p.add_argument("--revision", help="hub models: branch, tag or commit")
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from embgraft.errors import ConfigError
-    from embgraft.extend import REPORT_FILE, extend, read_token_file
+    from embgraft.hf.extend import REPORT_FILE, extend, read_token_file
 
     if args.corpus and args.top is None:
         raise ConfigError("--corpus needs --top N: how many of its most frequent words to add")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from embgraft.cli._common import (add_graft_arguments, add_vocab_arguments, graft_config_from_args,
-                                  open_sources, recipe_from_args, vocab_from_args)
+from embgraft.cli._common import (add_graft_arguments, add_vocab_arguments, graft_config_from_args, open_sources,
+                                  vocab_from_args)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,16 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from embgraft._fs import check_outputs
-    from embgraft.graft import graft
+    from embgraft.files import check_outputs
+    from embgraft.grafting.cascade import graft
 
     outputs = [args.out, args.export_word2vec]
     check_outputs(outputs, force=args.force)  # every output, before the long part
     config = graft_config_from_args(args)
-    recipe = recipe_from_args(args)
-    vocab = vocab_from_args(args)
+    vocab = vocab_from_args(args)  # it carries its recipe into the graft's recipe.json
     result = graft(vocab, open_sources(args, config), config=config, progress=not args.no_progress)
-    result.recipe = recipe
     check_outputs(outputs, force=args.force)  # and again before writing any
     result.save(args.out, force=args.force)
     if args.export_word2vec:

@@ -6,14 +6,15 @@ import argparse
 import json
 import sys
 
+from embgraft.cli._common import add_corpus_arguments
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="a finished run directory (embgraft train --out)")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
     p.add_argument("--input", metavar="FILE",
                    help="texts from a file: one per line, or a TSV/CSV/JSONL corpus (its text column)")
-    p.add_argument("--format", help="format of --input: text, tsv, csv, jsonl (default: from the extension)")
-    p.add_argument("--text-column", help="CSV/JSONL column of the text in --input")
+    add_corpus_arguments(p.add_argument_group("--input"))
     p.add_argument("--output", metavar="FILE", help="write TSV (text, label, probability, top-k JSON) here")
     p.add_argument("--force", action="store_true", help="overwrite an existing --output")
     p.add_argument("--top-k", type=int, default=1, help="labels shown per text (default 1)")
@@ -21,10 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from embgraft._fs import atomic_file, check_writable
-    from embgraft.classifier import Classifier
-    from embgraft.corpus import iter_texts
     from embgraft.errors import ConfigError
+    from embgraft.files import atomic_file, check_writable
+    from embgraft.text.corpus import iter_texts
+    from embgraft.training.classifier import Classifier
 
     if not args.texts and not args.input:
         raise ConfigError("give texts to classify, or --input FILE")
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     clf = Classifier.load(args.run, device=args.device)
     texts = list(args.texts)
     if args.input:
-        texts += list(iter_texts(args.input, fmt=args.format, text_column=args.text_column))
+        texts += list(iter_texts(args.input, fmt=args.corpus_format, text_column=args.text_column))
     results = clf.predict(texts, top_k=args.top_k)
     if args.output:
         with atomic_file(args.output, force=args.force) as f:

@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from embgraft.report import write_report
+    from embgraft.evaluation.report import write_report
 
     path = write_report(args.path, out=args.out, force=args.force)
     print(f"report -> {path}")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from embgraft.errors import CheckpointError, MalformedFileError
-from embgraft.hf import read_json
+from embgraft.files import read_json
 
 # any of these in a checkpoint directory means it has a tokenizer
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "*.model", "*.tiktoken")
@@ -427,7 +427,7 @@ def _special_tokens_from_files(path: Path) -> dict[str, str]:
         f = path / name
         if not f.is_file():
             continue
-        data = read_json(f)
+        data = read_json(f, expect=dict)
         for role in SPECIAL_ROLES.values():
             value = data.get(role)
             if isinstance(value, dict):

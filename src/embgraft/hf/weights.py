@@ -16,7 +16,7 @@ from typing import Callable, Collection, Sequence
 import numpy as np
 
 from embgraft.errors import CheckpointError, MalformedFileError
-from embgraft.hf import read_json
+from embgraft.files import read_json
 
 # model_type (config.json) -> names the input-embedding tensor goes by, base model first, then
 # the prefix a task model (…ForMaskedLM, …ForCausalLM) saves it under.
@@ -241,11 +241,11 @@ class EmbeddingTable:
     def all(self, *, progress: bool = False) -> np.ndarray:
         """The whole table, ``(n_rows, dim)``, read in chunks of about 16 MiB so that peak memory
         stays near the converted table's size."""
-        from embgraft.sources._io import progress_bar
+        from embgraft.console import progress_bar
 
         out = np.empty((self.n_rows, self.dim), self.dtype)
         step = max(1, _CHUNK_BYTES // max(self.row_bytes, 1))
-        bar = progress_bar(total=self.n_rows, desc=self.key, enabled=progress)
+        bar = progress_bar(total=self.n_rows, desc=self.key, enabled=progress, unit=" rows")
         try:
             for start in range(0, self.n_rows, step):
                 stop = min(self.n_rows, start + step)
@@ -299,7 +299,7 @@ def locate_embedding(directory: Path, *, model_type: str | None, tensor_key: str
     for index_name, single_name, fmt in WEIGHT_LAYOUTS:
         index = directory / index_name
         if index.is_file():
-            weight_map = read_json(index).get("weight_map")
+            weight_map = read_json(index, expect=dict).get("weight_map")
             if not isinstance(weight_map, dict) or not weight_map:
                 raise MalformedFileError(index, None, "no 'weight_map' naming each tensor's shard")
             try:

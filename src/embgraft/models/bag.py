@@ -12,12 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from embgraft.models import BAG_POOLINGS as POOLINGS
+from embgraft.models.spec import BAG_POOLINGS as POOLINGS
 from embgraft.models.dropout import Dropout
+from embgraft.models.base import TextClassifier
 from embgraft.models.embedding import TokenEmbedding
 
 
-class BagClassifier(nn.Module):
+class BagClassifier(TextClassifier):
     def __init__(self, *, embedding: TokenEmbedding, n_classes: int, dropout: float = 0.5,
                  pooling: str = "mean") -> None:
         super().__init__()

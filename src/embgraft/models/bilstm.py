@@ -6,12 +6,13 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from embgraft.models import BILSTM_POOLINGS as POOLINGS
+from embgraft.models.spec import BILSTM_POOLINGS as POOLINGS
 from embgraft.models.dropout import Dropout
+from embgraft.models.base import TextClassifier
 from embgraft.models.embedding import TokenEmbedding
 
 
-class BiLSTM(nn.Module):
+class BiLSTM(TextClassifier):
     def __init__(self, *, embedding: TokenEmbedding, n_classes: int, hidden_dim: int = 128,
                  n_layers: int = 1, pooling: str = "max", dropout: float = 0.5) -> None:
         super().__init__()

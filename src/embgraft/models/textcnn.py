@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from embgraft.models.dropout import Dropout
+from embgraft.models.base import TextClassifier
 from embgraft.models.embedding import TokenEmbedding
 
 
-class TextCNN(nn.Module):
+class TextCNN(TextClassifier):
     """``ngram_start``: the first n-gram row's id (n-gram rows follow the token rows; the encoder
     puts a text's n-gram ids after its token ids). Kept as a buffer, so a saved model knows it."""
 

@@ -7,9 +7,10 @@ import math
 import torch
 from torch import nn
 
+from embgraft.models.base import TextClassifier
+from embgraft.models.spec import POSITIONS
 from embgraft.models.embedding import TokenEmbedding
 
-POSITIONS = ("learned", "sinusoidal")
 
 
 def sinusoidal_positions(n_positions: int, dim: int) -> torch.Tensor:
@@ -22,7 +23,7 @@ def sinusoidal_positions(n_positions: int, dim: int) -> torch.Tensor:
     return table
 
 
-class TransformerClassifier(nn.Module):
+class TransformerClassifier(TextClassifier):
     def __init__(self, *, embedding: TokenEmbedding, n_classes: int, n_layers: int = 2, n_heads: int = 4,
                  hidden_dim: int = 512, max_positions: int = 512, positions: str = "learned",
                  dropout: float = 0.1) -> None:

@@ -7,25 +7,29 @@ the path: a directory or a hub id is a transformer checkpoint, a file goes by it
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import Any
 
 from embgraft.errors import ConfigError
-from embgraft.hf.hub import looks_like_hub_id
-from embgraft.sources._io import compression_of, stem_suffix
+from embgraft.hf.repository import looks_like_hub_id
+from embgraft.sources.arrays import ArrayVectors
 from embgraft.sources.base import Piece, ScanStats, Source
+from embgraft.sources.binary import BinaryVectors
+from embgraft.sources.checkpoint import CheckpointSource
+from embgraft.sources.compression import compression_of, stem_suffix
+from embgraft.sources.text import TextVectors
 
-# kind -> (module, class, fixed keyword arguments)
-SOURCE_KINDS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "text": ("embgraft.sources.text", "TextVectors", {"fmt": "auto"}),
-    "word2vec": ("embgraft.sources.text", "TextVectors", {"fmt": "word2vec"}),
-    "fasttext": ("embgraft.sources.text", "TextVectors", {"fmt": "word2vec"}),
-    "glove": ("embgraft.sources.text", "TextVectors", {"fmt": "glove"}),
-    "word2vec-binary": ("embgraft.sources.binary", "BinaryVectors", {}),
-    "npy": ("embgraft.sources.arrays", "ArrayVectors", {}),
-    "checkpoint": ("embgraft.sources.checkpoint", "CheckpointSource", {}),
+# kind -> (reader class, fixed keyword arguments). Importing the readers is cheap: each imports
+# NumPy only, and a checkpoint's safetensors / tokenizers / torch when it is opened.
+SOURCE_KINDS: dict[str, tuple[type[Source], dict[str, Any]]] = {
+    "text": (TextVectors, {"fmt": "auto"}),
+    "word2vec": (TextVectors, {"fmt": "word2vec"}),
+    "fasttext": (TextVectors, {"fmt": "word2vec"}),
+    "glove": (TextVectors, {"fmt": "glove"}),
+    "word2vec-binary": (BinaryVectors, {}),
+    "npy": (ArrayVectors, {}),
+    "checkpoint": (CheckpointSource, {}),
 }
 
 # file suffix (under compression) -> kind
@@ -73,8 +77,7 @@ def open_source(spec: str | os.PathLike, *, kind: str = "auto", **options: Any) 
         kind = detect_kind(spec)
     if kind not in SOURCE_KINDS:
         raise ConfigError(f"unknown source kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
-    module, cls_name, fixed = SOURCE_KINDS[kind]
-    cls = getattr(importlib.import_module(module), cls_name)
+    cls, fixed = SOURCE_KINDS[kind]
     kwargs = {k: v for k, v in options.items() if v is not None}
     stray = [k for k in kwargs if k not in cls.OPTIONS]
     if stray:

@@ -16,8 +16,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from embgraft.errors import ConfigError, MalformedFileError
-from embgraft.sources.base import (STATIC_OPTIONS, Piece, ScanStats, check_reader_options,
-                                   longest_match_pieces, substrings)
+from embgraft.sources.base import STATIC_OPTIONS, Piece, StaticReader, longest_match_pieces, substrings
 
 # keys tried, in order, for the matrix inside an .npz
 NPZ_MATRIX_KEYS = ("vectors", "embeddings", "embedding", "weight", "arr_0")
@@ -52,33 +51,21 @@ def read_vocab_lines(path: Path) -> list[tuple[int, str]]:
     return out
 
 
-class ArrayVectors:
+class ArrayVectors(StaticReader):
     """Rows of a memory-mapped matrix, by token. A non-finite row the graft needs is an error
     naming the row (or skipped and counted with ``on_bad_line="skip"``)."""
 
     kind = "npy"
     OPTIONS = STATIC_OPTIONS | {"vocab"}
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        *,
-        vocab: str | os.PathLike | None = None,
-        on_bad_line: str = "error",
-        progress: bool = True,  # nothing is scanned, so nothing to show: taken for uniformity
-        max_piece_chars: int = 4,
-        dtype: str = "float32",
-    ) -> None:
-        check_reader_options(on_bad_line, dtype)
-        self.path = Path(path)
-        self.name = str(path)
+    def __init__(self, path: str | os.PathLike, *, vocab: str | os.PathLike | None = None, **options) -> None:
+        super().__init__(path, **options)  # progress is taken for uniformity: nothing is scanned
         vocab_path = Path(vocab) if vocab is not None else find_vocab_file(self.path)
         if vocab_path is None:
             raise ConfigError(
                 f"{self.path}: a .npy/.npz source needs its vocabulary: pass --source-vocab FILE "
                 "(one token per line, line i naming row i)"
             )
-        self.scan = ScanStats()
         self.matrix = self._load_matrix()
         if self.matrix.ndim != 2 or self.matrix.shape[1] == 0:
             raise MalformedFileError(self.name, None, f"expected a 2-d matrix, got shape {self.matrix.shape}")
@@ -97,9 +84,6 @@ class ArrayVectors:
             self.index.setdefault(token, row)
         self._line_of_row = [line_no for line_no, _ in lines]
         self._bad_rows: set[int] = set()
-        self.on_bad_line = on_bad_line
-        self.dtype = np.dtype(dtype)
-        self.max_piece_chars = max_piece_chars
         self.scan.n_rows = int(self.matrix.shape[0])
 
     def _load_matrix(self) -> np.ndarray:
@@ -144,9 +128,6 @@ class ArrayVectors:
             raise ValueError(f"{key!r} holds Python objects, not numbers")
         return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape,
                          order="F" if fortran else "C")
-
-    def requests(self, token: str) -> Iterable[str]:
-        return ()  # any row can be read at any time
 
     def pieces(self, token: str, found: Mapping[str, np.ndarray]) -> list[Piece]:
         have = {s: v for s in substrings(token, max_piece_chars=self.max_piece_chars)

@@ -1,4 +1,4 @@
-"""The contract every source of pretrained parameters follows.
+"""The contract every source of pretrained parameters follows: the :class:`Source` base class.
 
 A *source* holds someone else's vectors: a word-vector file or a transformer's input-embedding
 table. The graft asks it three things, in this order:
@@ -9,16 +9,21 @@ table. The graft asks it three things, in this order:
 2. ``lookup(keys)`` -- one pass; returns ``{key: vector}`` for the keys the source has, exactly
    (no normalisation: that is the graft's job). Vectors have shape ``(dim,)`` and the ``dtype``
    the source was opened with (float32 unless asked for float64); every value is finite.
-3. ``pieces(token, found)`` -- the pieces to compose an absent token from, as ``Piece`` records
-   (label for provenance, vector), or ``[]`` when it cannot be composed. A source may also have
-   ``pieces_batch(tokens, found) -> list[list[Piece]]``, the same for many tokens at once (one
-   tokenizer call, one read of the rows); the graft uses it when it is there.
+3. ``pieces_batch(tokens, found)`` -- for each absent token, the pieces to compose it from, as
+   ``Piece`` records (label for provenance, vector), or ``[]`` when it cannot be composed. The
+   base class asks ``pieces(token, found)`` token by token; a checkpoint answers for all of them
+   at once (one tokenizer call, one read of the rows).
+
+``special_tokens`` maps our specials (``<pad>``, ``<cls>`` ...) to the source's own tokens for
+the same roles; only checkpoints have any.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Protocol, runtime_checkable
+import os
+from pathlib import Path
+from typing import ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,13 +36,14 @@ MAX_SKIPPED_SAMPLES = 10  # skipped rows quoted in the report; all are counted
 STATIC_OPTIONS = frozenset({"on_bad_line", "progress", "max_piece_chars", "dtype"})
 
 
-def check_reader_options(on_bad_line: str, dtype: str) -> None:
-    """The options every reader validates the same way; all problems in one message."""
+def check_reader_options(on_bad_line: str, dtype: str, *, dtypes=SOURCE_DTYPES) -> None:
+    """The options every reader validates the same way (``dtypes``: those it can return rows
+    as); all problems in one message."""
     errors = []
     if on_bad_line not in ON_BAD_LINE:
         errors.append(f"on_bad_line must be one of {list(ON_BAD_LINE)}, not {on_bad_line!r}")
-    if dtype not in SOURCE_DTYPES:
-        errors.append(f"a source's dtype must be one of {list(SOURCE_DTYPES)}, not {dtype!r}")
+    if dtype not in dtypes:
+        errors.append(f"a source's dtype must be one of {list(dtypes)}, not {dtype!r}")
     if errors:
         raise ConfigError("; ".join(errors))
 
@@ -93,19 +99,51 @@ class ScanStats:
         }
 
 
-@runtime_checkable
-class Source(Protocol):
+class Source:
+    """Base of every reader (see the module docstring); subclass it for a source of your own."""
+
     name: str  # how the report names it (a path or hub id)
     kind: str  # e.g. "word2vec-text", "glove-text", "word2vec-binary", "npy", "checkpoint"
-    OPTIONS: frozenset[str]  # the keyword options its constructor takes (checked by open_source)
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()  # keyword options its constructor takes (open_source checks)
     dim: int
     scan: ScanStats
 
-    def requests(self, token: str) -> Iterable[str]: ...
+    def requests(self, token: str) -> Iterable[str]:
+        """Keys besides ``token`` itself that composing it could need (default: none)."""
+        return ()
 
-    def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]: ...
+    def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
 
-    def pieces(self, token: str, found: Mapping[str, np.ndarray]) -> list[Piece]: ...
+    def pieces(self, token: str, found: Mapping[str, np.ndarray]) -> list[Piece]:
+        """The pieces to compose ``token`` from (default: none, it cannot be composed)."""
+        return []
+
+    def pieces_batch(self, tokens: Sequence[str], found: Mapping[str, np.ndarray]) -> list[list[Piece]]:
+        """``pieces`` of each of ``tokens``; a source that can do many at once overrides this."""
+        return [self.pieces(t, found) for t in tokens]
+
+    @property
+    def special_tokens(self) -> dict[str, str]:
+        """Our specials -> the source's tokens for the same roles (default: none)."""
+        return {}
+
+
+class StaticReader(Source):
+    """The options and state every static vector file reader shares (text, binary, npy)."""
+
+    OPTIONS: ClassVar[frozenset[str]] = STATIC_OPTIONS
+
+    def __init__(self, path: str | os.PathLike, *, on_bad_line: str = "error", progress: bool = True,
+                 max_piece_chars: int = 4, dtype: str = "float32") -> None:
+        check_reader_options(on_bad_line, dtype)
+        self.path = Path(path)
+        self.name = str(path)
+        self.on_bad_line = on_bad_line
+        self.progress = progress
+        self.max_piece_chars = max_piece_chars
+        self.dtype = np.dtype(dtype)
+        self.scan = ScanStats()
 
 
 def longest_match_pieces(
@@ -140,11 +178,9 @@ def substrings(token: str, *, max_piece_chars: int) -> Iterable[str]:
                 yield token[i:j]
 
 
-class CharacterPieces:
-    """``requests``/``pieces`` for static vector files: a word the file lacks is composed from
-    its longest sub-strings the file has (needs ``self.max_piece_chars``)."""
-
-    max_piece_chars: int
+class CharacterPieces(StaticReader):
+    """A static vector file streamed once: a word the file lacks is composed from its longest
+    sub-strings the file has, which it must therefore ask for before the pass."""
 
     def requests(self, token: str) -> Iterable[str]:
         return substrings(token, max_piece_chars=self.max_piece_chars)

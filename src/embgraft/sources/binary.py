@@ -9,8 +9,9 @@ from typing import Iterable
 import numpy as np
 
 from embgraft.errors import MalformedFileError
-from embgraft.sources._io import decompression_errors, open_stream, progress_bar
-from embgraft.sources.base import STATIC_OPTIONS, CharacterPieces, ScanStats, check_reader_options
+from embgraft.console import progress_bar
+from embgraft.sources.base import CharacterPieces, ScanStats
+from embgraft.sources.compression import decompression_errors, open_stream
 
 _BLOCK = 1 << 24
 FASTTEXT_BIN_MAGIC = (793712314).to_bytes(4, "little")
@@ -23,20 +24,9 @@ class BinaryVectors(CharacterPieces):
     """
 
     kind = "word2vec-binary"
-    OPTIONS = STATIC_OPTIONS
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        *,
-        on_bad_line: str = "error",
-        progress: bool = True,
-        max_piece_chars: int = 4,
-        dtype: str = "float32",
-    ) -> None:
-        check_reader_options(on_bad_line, dtype)
-        self.path = Path(path)
-        self.name = str(path)
+    def __init__(self, path: str | os.PathLike, **options) -> None:
+        super().__init__(path, **options)
         stream, raw = open_stream(self.path)
         try:
             with decompression_errors(self.name):
@@ -57,11 +47,6 @@ class BinaryVectors(CharacterPieces):
         self.header_count, self.dim = int(fields[0]), int(fields[1])
         if self.dim <= 0:
             raise MalformedFileError(self.name, 1, f"header gives dimension {self.dim}")
-        self.on_bad_line = on_bad_line
-        self.progress = progress
-        self.max_piece_chars = max_piece_chars
-        self.dtype = np.dtype(dtype)
-        self.scan = ScanStats()
 
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = {k.encode("utf-8"): k for k in keys if k}

@@ -2,7 +2,7 @@
 
 A checkpoint is a local directory or a hub id. For a hub id only the config, the tokenizer
 files, the shard index and the one shard that holds the embedding are downloaded (see
-:mod:`embgraft.hf.hub`). Rows are read lazily from the weight file (:mod:`embgraft.hf.weights`);
+:mod:`embgraft.hf.repository`). Rows are read lazily from the weight file (:mod:`embgraft.hf.weights`);
 target tokens are matched, and absent ones split into pieces, through the checkpoint's own
 tokenizer (:mod:`embgraft.hf.tokenizer`).
 """
@@ -16,11 +16,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from embgraft.errors import CheckpointError, ConfigError
-from embgraft.hf import read_json
-from embgraft.hf.hub import HubFiles, looks_like_hub_id
+from embgraft.files import read_json
+from embgraft.hf.repository import Repository
 from embgraft.hf.tokenizer import TOKENIZER_FILES, SourceTokenizer
 from embgraft.hf.weights import CONFIG_FILE, EmbeddingTable, locate_embedding
-from embgraft.sources.base import Piece, ScanStats
+from embgraft.sources.base import Piece, ScanStats, Source, check_reader_options
 
 # what a hub download fetches before it knows which shard holds the embedding
 HUB_SMALL_FILES = (
@@ -36,7 +36,7 @@ ROW_DTYPES: dict[str, str] = {"float32": "float32", "float64": "float64", "float
 _SAME_DTYPE = {"float32": ("F32", "float32"), "float64": ("F64", "float64"), "float16": ("F16", "float16")}
 
 
-class CheckpointSource:
+class CheckpointSource(Source):
     """A transformer checkpoint's input-embedding table, through its own tokenizer.
 
     ``spec`` is a directory or a hub id (``name`` or ``owner/name``; ``revision`` picks a
@@ -63,32 +63,21 @@ class CheckpointSource:
         cache_dir: str | os.PathLike | None = None,
         local_files_only: bool | None = None,
     ) -> None:
-        if on_bad_line not in ("error", "skip"):
-            raise ValueError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
-        if dtype not in ROW_DTYPES:
-            raise ConfigError(f"dtype must be one of {list(ROW_DTYPES)}, not {dtype!r}")
+        check_reader_options(on_bad_line, dtype, dtypes=ROW_DTYPES)
         self.name = str(spec)
         self.progress = progress
-        self.max_piece_chars = max_piece_chars  # unused: the tokenizer decides the pieces
+        # max_piece_chars is taken for uniformity with the static readers: the tokenizer decides the pieces
         self.trust_remote_code = bool(trust_remote_code)
-        notes: list[str] = []
-        path = Path(spec)
-        fetch: Callable[[str], Path | None] | None = None
-        if path.is_dir():
-            if revision is not None:
-                notes.append(f"revision {revision!r} ignored: {spec} is a local directory")
-            self.path = path
-        elif looks_like_hub_id(spec) and not path.exists():
-            hub = HubFiles(str(spec), revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-            self.path = hub.snapshot(HUB_SMALL_FILES)
-            fetch = hub.file
-        else:
-            raise FileNotFoundError(f"no checkpoint directory {spec}, and not a hub id")
+        repo = Repository(spec, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        notes: list[str] = list(repo.notes)
+        self.path = repo.snapshot(HUB_SMALL_FILES)
+        # a hub repository fetches the one shard that holds the embedding once the index names it
+        fetch = repo.file if repo.is_hub else None
         config_path = self.path / CONFIG_FILE
         if not config_path.is_file():
             raise CheckpointError(f"{config_path}: missing; a checkpoint directory needs its config.json "
                                   "(its model_type names the embedding tensor)")
-        self.config: dict[str, Any] = read_json(config_path)
+        self.config: dict[str, Any] = read_json(config_path, expect=dict)
         self.model_type: str | None = self.config.get("model_type")
         if not any(next(self.path.glob(pattern), None) for pattern in TOKENIZER_FILES):
             raise CheckpointError(f"{spec}: no tokenizer files ({', '.join(TOKENIZER_FILES)}): embgraft maps "
@@ -128,9 +117,6 @@ class CheckpointSource:
         """Our specials -> the checkpoint's tokens, e.g. ``{"<pad>": "[PAD]", "<cls>": "[CLS]"}``."""
         return self.tokenizer.special_map()
 
-    def requests(self, token: str) -> Iterable[str]:
-        return ()  # any row can be read at any time
-
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """``{key: (dim,) vector}`` for the keys that are standalone entries of the vocabulary."""
         wanted = dict.fromkeys(k for k in keys if k)
@@ -168,26 +154,11 @@ class CheckpointSource:
                 self._cache[i] = row
         return {i: self._cache[i] for i in ids}
 
-    def rows(self, ids: Sequence[int]) -> np.ndarray:
-        """``(len(ids), dim)``: rows by tokenizer id, in the order given."""
-        bad = [i for i in ids if not 0 <= i < self.n_rows]
-        if bad:
-            raise IndexError(f"ids {bad[:5]} outside the table's {self.n_rows} rows")
-        return self.table.rows(list(ids))
-
     def read_table(self) -> np.ndarray:
         """The whole input-embedding table, ``(n_rows, dim)`` of the row dtype, read chunk by chunk."""
         out = self.table.all(progress=self.progress)
         self._n_bytes += self.n_rows * self.table.row_bytes
         self.scan.n_bytes = self._n_bytes
-        return out
-
-    def id_to_token(self) -> list[str | None]:
-        """Token of each row (None for rows no token maps to)."""
-        out: list[str | None] = [None] * self.n_rows
-        for tok, i in self.tokenizer.vocab.items():
-            if i < self.n_rows:
-                out[i] = tok
         return out
 
 

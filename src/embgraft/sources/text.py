@@ -18,8 +18,9 @@ from typing import Iterable
 import numpy as np
 
 from embgraft.errors import MalformedFileError
-from embgraft.sources._io import compression_of, decompression_errors, open_stream, progress_bar, read_head
-from embgraft.sources.base import STATIC_OPTIONS, CharacterPieces, ScanStats, check_reader_options
+from embgraft.console import progress_bar
+from embgraft.sources.base import CharacterPieces, ScanStats
+from embgraft.sources.compression import compression_of, decompression_errors, open_stream, read_head
 
 _SEGMENT = 1 << 24  # 16 MiB: how much of a mapped file is scanned before its pages are released
 _BLOCK = 1 << 24  # 16 MiB: read size for compressed streams
@@ -105,21 +106,8 @@ class TextVectors(CharacterPieces):
     a 15 GB file take seconds.
     """
 
-    OPTIONS = STATIC_OPTIONS
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        *,
-        fmt: str = "auto",
-        on_bad_line: str = "error",
-        progress: bool = True,
-        max_piece_chars: int = 4,
-        dtype: str = "float32",
-    ) -> None:
-        check_reader_options(on_bad_line, dtype)
-        self.path = Path(path)
-        self.name = str(path)
+    def __init__(self, path: str | os.PathLike, *, fmt: str = "auto", **options) -> None:
+        super().__init__(path, **options)
         if not self.path.is_file():
             what = "a directory, not a vector file" if self.path.is_dir() else "no such vector file"
             raise FileNotFoundError(f"{self.path}: {what}")
@@ -133,11 +121,6 @@ class TextVectors(CharacterPieces):
             raise MalformedFileError(self.name, 1, "looks like a word2vec header, not a GloVe line")
         self.has_header = has_header
         self.kind = "word2vec-text" if has_header else "glove-text"
-        self.on_bad_line = on_bad_line
-        self.dtype = np.dtype(dtype)
-        self.progress = progress
-        self.max_piece_chars = max_piece_chars
-        self.scan = ScanStats()
 
     # -- the contract -------------------------------------------------------------------------
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:

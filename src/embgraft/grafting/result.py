@@ -1,0 +1,297 @@
+"""What a graft produces: the matrix, where every row came from, and the coverage report.
+
+On disk, a graft directory (its file names are defined here, once, and imported by every reader)::
+
+    GRAFT/
+      embedding.safetensors   tensor "embedding", (n_tokens, dim); metadata dtype
+      vocab.txt               token ids (text.vocab's format)
+      recipe.json [user_dict.txt]  how texts become tokens (text.tokenize.Recipe)
+      provenance.tsv          id, token, method, source, source_tokens (a JSON list) per row
+      graft_report.json       the coverage report
+
+No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from embgraft.console import format_table
+from embgraft.errors import MalformedFileError
+from embgraft.files import atomic_dir, atomic_file, escape_field, read_json, unescape_field, write_json
+from embgraft.text.tokenize import Recipe
+from embgraft.text.vocab import Vocab
+
+EMBEDDING_FILE = "embedding.safetensors"
+EMBEDDING_KEY = "embedding"
+VOCAB_FILE = "vocab.txt"
+PROVENANCE_FILE = "provenance.tsv"
+REPORT_FILE = "graft_report.json"
+# stages in cascade order; a method "normalised:nfkc+lower" belongs to stage "normalised"
+STAGES = ("special", "exact", "normalised", "composed", "init")
+# methods whose rows came from a source unchanged: `partial` fine-tuning freezes these
+FOUND_STAGES = ("exact", "normalised")
+_N_INIT_SAMPLE = 20
+# result dtype -> the NumPy type its weights are held in, in memory and on disk. NumPy has no
+# bfloat16: such weights are float32 arrays holding values rounded to bfloat16.
+HELD_AS = {"float32": np.float32, "float64": np.float64, "float16": np.float16, "bfloat16": np.float32}
+
+
+def cast_weights(weights: np.ndarray, dtype: str) -> np.ndarray:
+    """``weights`` as a result of ``dtype`` holds them (see :data:`HELD_AS`). bfloat16 rounds
+    float32 to nearest, ties to even, as ``torch.Tensor.to(torch.bfloat16)`` does; idempotent."""
+    held = weights.astype(HELD_AS[dtype], copy=False)
+    if dtype != "bfloat16":
+        return held
+    bits = np.ascontiguousarray(held).view(np.uint32)
+    lsb = (bits >> np.uint32(16)) & np.uint32(1)
+    rounded = (bits + np.uint32(0x7FFF) + lsb) & np.uint32(0xFFFF0000)
+    return rounded.view(np.float32)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where one row came from: ``method`` (e.g. ``exact``, ``composed:mean``), the source that
+    gave it (empty for init) and the source token(s) used."""
+
+    method: str
+    source: str
+    source_tokens: tuple[str, ...]
+
+    @property
+    def stage(self) -> str:
+        return self.method.split(":", 1)[0]
+
+
+@dataclass
+class GraftReport:
+    """Coverage by method: count of types and share of corpus tokens, plus what the sources saw."""
+
+    n_types: int
+    n_corpus_tokens: int
+    n_oov_tokens: int
+    dim: int
+    methods: dict[str, dict[str, float]]  # method -> {n_types, share_types, n_tokens, share_tokens}
+    stages: dict[str, dict[str, float]]  # the same, summed per stage
+    init_sample: list[tuple[str, int]]  # most frequent tokens left to init, with counts
+    sources: list[dict[str, Any]]
+    config: dict[str, Any]
+    source_stats: dict[str, float] = field(default_factory=dict)
+    pca: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @classmethod
+    def build(cls, *, vocab, provenance: Sequence[Provenance], sources, config, dim,
+              source_stats, pca, notes, seconds) -> "GraftReport":
+        counts = list(vocab.counts)
+        n_regular = sum(1 for p in provenance if p.stage != "special") or 1
+        n_corpus_tokens = max(vocab.n_corpus_tokens, sum(counts))
+        n_corpus = n_corpus_tokens or 1
+        by_method: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        by_stage: dict[str, list[int]] = {s: [0, 0] for s in STAGES}
+        for p, c in zip(provenance, counts):
+            for bucket in (by_method[p.method], by_stage[p.stage]):
+                bucket[0] += 1
+                bucket[1] += int(c)
+
+        def shares(pair: list[int], stage: str) -> dict[str, float]:
+            return {"n_types": pair[0],
+                    "share_types": 0.0 if stage == "special" else pair[0] / n_regular,
+                    "n_tokens": pair[1], "share_tokens": pair[1] / n_corpus}
+
+        order = {s: i for i, s in enumerate(STAGES)}
+        methods = {m: shares(v, m.split(":")[0])
+                   for m, v in sorted(by_method.items(), key=lambda kv: (order[kv[0].split(":")[0]], kv[0]))}
+        init = sorted(((t, int(c)) for t, p, c in zip(vocab.tokens, provenance, counts)
+                       if p.stage == "init"), key=lambda tc: -tc[1])
+        return cls(
+            n_types=len(vocab),
+            n_corpus_tokens=n_corpus_tokens,
+            n_oov_tokens=vocab.n_oov_tokens,
+            dim=dim,
+            methods=methods,
+            stages={s: shares(v, s) for s, v in by_stage.items()},
+            init_sample=init[:_N_INIT_SAMPLE],
+            sources=[{"name": s.name, "kind": s.kind, "dim": s.dim, **s.scan.to_dict()} for s in sources],
+            config=config,
+            source_stats=source_stats,
+            pca=pca,
+            notes=list(notes),
+            seconds=seconds,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "GraftReport":
+        d = dict(d)
+        d["init_sample"] = [tuple(x) for x in d.get("init_sample", [])]
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    def coverage_table(self) -> str:
+        """The table the CLI prints: per method, types and the share of corpus tokens."""
+        rows = [("method", "types", "% types", "tokens", "% tokens")]
+        for m, v in self.methods.items():
+            rows.append((m, f"{v['n_types']:,}",
+                         "" if m == "special" else f"{100 * v['share_types']:.2f}",
+                         f"{v['n_tokens']:,}", f"{100 * v['share_tokens']:.2f}"))
+        if self.n_oov_tokens:
+            rows.append(("<unk> (outside vocab)", "", "", f"{self.n_oov_tokens:,}",
+                         f"{100 * self.n_oov_tokens / max(self.n_corpus_tokens, 1):.2f}"))
+        found = sum(self.stages[s]["share_tokens"] for s in FOUND_STAGES)
+        rows.append(("total", f"{self.n_types:,}", "", f"{self.n_corpus_tokens:,}", ""))
+        lines = format_table(rows, "lrrrr", rules_after=(0, -2))
+        lines.append(f"found in the source (exact + normalised): {100 * found:.2f}% of corpus tokens")
+        if self.init_sample:
+            sample = " ".join(f"{t}({c})" for t, c in self.init_sample)
+            lines.append(f"left to init, most frequent first: {sample}")
+        for s in self.sources:
+            if s.get("n_skipped"):
+                lines.append(f"{s['name']}: {s['n_skipped']} malformed lines skipped, e.g. "
+                             + "; ".join(s["skipped_samples"][:3]))
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def write_provenance(path: str | os.PathLike, tokens: Sequence[str], provenance: Sequence[Provenance]) -> None:
+    """``provenance.tsv``: ``id token method source source_tokens`` (the last a JSON list)."""
+    with atomic_file(path, force=True) as f:
+        f.write("id\ttoken\tmethod\tsource\tsource_tokens\n")
+        for i, (tok, p) in enumerate(zip(tokens, provenance)):
+            f.write(f"{i}\t{escape_field(tok)}\t{p.method}\t{escape_field(p.source)}\t"
+                    f"{json.dumps(list(p.source_tokens), ensure_ascii=False)}\n")
+
+
+def read_provenance_table(path: str | os.PathLike) -> tuple[list[str], list[Provenance]]:
+    """Tokens and their provenance, in row order, from a ``provenance.tsv``; a line that does not
+    fit (header, column count, id order, escapes, JSON) is a ``MalformedFileError`` at its line."""
+    tokens: list[str] = []
+    provenance: list[Provenance] = []
+    with open(path, encoding="utf-8", newline="\n") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header[:3] != ["id", "token", "method"]:
+            raise MalformedFileError(path, 1, "header must start with id, token, method")
+        for line_no, line in enumerate(f, 2):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != len(header):
+                raise MalformedFileError(path, line_no,
+                                         f"expected {len(header)} tab-separated fields, got {len(parts)}")
+            if parts[0] != str(len(tokens)):
+                raise MalformedFileError(path, line_no, f"id {parts[0]!r} out of order (expected {len(tokens)})")
+            try:
+                tokens.append(unescape_field(parts[1]))
+                provenance.append(Provenance(parts[2], unescape_field(parts[3]), tuple(json.loads(parts[4]))))
+            except (ValueError, IndexError) as e:
+                raise MalformedFileError(path, line_no, str(e)) from None
+    return tokens, provenance
+
+
+def read_provenance(path: str | os.PathLike) -> list[Provenance]:
+    return read_provenance_table(path)[1]
+
+
+@dataclass
+class GraftResult:
+    """``weights``: (len(vocab), dim) held as ``dtype`` (:data:`HELD_AS`): rounded here, so a
+    result in memory equals the same result saved and loaded. ``provenance[i]`` says where row
+    i came from."""
+
+    weights: np.ndarray
+    vocab: Vocab
+    provenance: list[Provenance]
+    report: GraftReport
+    dtype: str = "float32"
+    recipe: Recipe | None = None  # how the vocabulary's texts were tokenised; None: the vocabulary's own
+
+    def tokenisation(self) -> Recipe:
+        """The ``Recipe`` texts must go through to meet this vocabulary (train and predict use it):
+        the result's, else the vocabulary's, else the vocabulary's level alone."""
+        if self.recipe is not None:
+            return self.recipe
+        if self.vocab.recipe is not None:
+            return self.vocab.recipe
+        return Recipe(level=self.vocab.level or "char")
+
+    def __post_init__(self) -> None:
+        if self.dtype not in HELD_AS:
+            raise ValueError(f"dtype must be one of {list(HELD_AS)}, not {self.dtype!r}")
+        self.weights = cast_weights(self.weights, self.dtype)
+        if self.weights.ndim != 2 or self.weights.shape[0] != len(self.vocab):
+            raise ValueError(f"weights {self.weights.shape} do not fit a vocabulary of {len(self.vocab)}")
+        if len(self.provenance) != len(self.vocab):
+            raise ValueError(f"{len(self.provenance)} provenance rows for {len(self.vocab)} tokens")
+
+    # -- PyTorch ------------------------------------------------------------------------------------
+    def to_embedding(self, *, freeze: bool = False):
+        """An ``nn.Embedding`` of shape (len(vocab), dim), ``padding_idx`` at ``<pad>``."""
+        import torch
+
+        weight = torch.from_numpy(np.ascontiguousarray(self.weights)).to(getattr(torch, self.dtype))
+        return torch.nn.Embedding.from_pretrained(weight, freeze=freeze, padding_idx=self.vocab.pad_id)
+
+    @property
+    def embedding(self):
+        return self.to_embedding()
+
+    def found_mask(self) -> np.ndarray:
+        """(len(vocab),) bool: True where the row was taken from a source as it was."""
+        return np.array([p.stage in FOUND_STAGES for p in self.provenance], dtype=bool)
+
+    # -- files --------------------------------------------------------------------------------------
+    def save(self, out: str | os.PathLike, *, force: bool = False) -> Path:
+        from safetensors.numpy import save_file
+
+        with atomic_dir(out, force=force) as tmp:
+            # bfloat16 has no NumPy dtype: stored as float32 holding bf16 values, cast on load
+            save_file({EMBEDDING_KEY: np.ascontiguousarray(self.weights)}, str(tmp / EMBEDDING_FILE),
+                      metadata={"format": "embgraft", "dtype": self.dtype})
+            self.vocab.save(tmp / VOCAB_FILE)
+            self.tokenisation().save(tmp)
+            write_provenance(tmp / PROVENANCE_FILE, self.vocab.tokens, self.provenance)
+            write_json(tmp / REPORT_FILE, self.report.to_dict())
+        return Path(out)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "GraftResult":
+        from safetensors import safe_open
+
+        path = Path(path)
+        with safe_open(str(path / EMBEDDING_FILE), framework="numpy") as f:
+            keys = list(f.keys())
+            if EMBEDDING_KEY not in keys:
+                raise MalformedFileError(path / EMBEDDING_FILE, None,
+                                         f"no tensor {EMBEDDING_KEY!r}; it holds {keys}")
+            weights = f.get_tensor(EMBEDDING_KEY)
+            dtype = (f.metadata() or {}).get("dtype", str(weights.dtype))
+        vocab = Vocab.load(path / VOCAB_FILE)
+        provenance = read_provenance(path / PROVENANCE_FILE)
+        report = GraftReport.from_dict(read_json(path / REPORT_FILE, expect=dict))
+        if weights.shape[0] != len(vocab):
+            raise MalformedFileError(path / EMBEDDING_FILE, None,
+                                     f"{weights.shape[0]} rows for {len(vocab)} tokens in {VOCAB_FILE}")
+        if dtype not in HELD_AS:
+            raise MalformedFileError(path / EMBEDDING_FILE, None, f"unknown dtype {dtype!r} in its metadata")
+        return cls(weights=weights, vocab=vocab, provenance=provenance,
+                   report=report, dtype=dtype,
+                   recipe=Recipe.load(path, default_level=vocab.level or "char"))
+
+    def export_word2vec(self, path: str | os.PathLike, *, force: bool = False,
+                        include_specials: bool = False) -> Path:
+        """word2vec text: ``count dim`` then ``token v1 ... vd``; floats in their shortest
+        float32 form, so reading the file back gives these weights bit for bit."""
+        specials = set(self.vocab.specials)
+        ids = [i for i, t in enumerate(self.vocab.tokens) if include_specials or t not in specials]
+        with atomic_file(path, force=force) as f:
+            f.write(f"{len(ids)} {self.weights.shape[1]}\n")
+            for i in ids:
+                f.write(self.vocab.tokens[i] + " " + " ".join(map(str, self.weights[i])) + "\n")
+        return Path(path)

@@ -1,0 +1,371 @@
+"""``TrainConfig``: every knob of ``embgraft train``, its help text beside it, validated at once.
+
+A config comes from defaults, then a YAML/JSON file (``--config run.yaml``), then flags; each
+later one overrides. The CLI's flags and their help are generated from the fields' metadata.
+``__post_init__`` runs one check per section (data, embedding, model, optimisation,
+distillation, runtime) and reports every problem found in one ``ConfigError``; then it derives
+the defaults that depend on the model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from embgraft.errors import ConfigError, MalformedFileError
+from embgraft.files import read_json
+from embgraft.models.spec import MODELS
+from embgraft.text.corpus import FORMAT_ALIASES
+from embgraft.text.tokenize import TOKENIZERS
+from embgraft.training.data import ON_BAD_ROW
+
+# the choice tables every training setting is validated against
+EMBEDDING_MODES = ("full", "frozen", "partial", "gradual")
+METRICS = ("accuracy", "macro_f1")
+DEVICES = ("auto", "cpu", "cuda")
+AMP = ("auto", "bf16", "off")
+SPARSE = ("auto", "on", "off")
+TENSORBOARD = ("auto", "on", "off")
+TRAIN_LAYERS = ("none", "all", "first", "last")
+SCHEDULES = ("constant", "linear", "exponential", "cosine", "plateau")
+OPTIMIZERS = ("adamw", "sgd")
+_PATH_KEYS = ("train", "dev", "test", "data", "classes", "graft", "hf_model")
+_PATH_LIST_KEYS = ("teachers",)
+
+
+def knob(default: Any = None, help: str = "", **kwargs: Any) -> Any:
+    """A config field with its help text beside it (the CLI's ``--help`` reads it from here)."""
+    if "default_factory" in kwargs:
+        return field(metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+def parse_embedding(text: str) -> tuple[str, int] | None:
+    """``full`` -> ("full", 0), ``gradual:2`` -> ("gradual", 2); None when not a mode. The one parser
+    of ``--embedding``; what each mode does is applied in ``prepare`` (which rows are frozen) and
+    in the loop (``gradual`` unfreezing)."""
+    mode, _, n = str(text).partition(":")
+    if mode not in EMBEDDING_MODES or (mode == "gradual") != bool(n) or (n and not n.isdigit()):
+        return None
+    return mode, int(n or 0)
+
+
+@dataclass
+class TrainConfig:
+    """What to train on, what to build, how to optimise. ``None`` means "the model's default"."""
+
+    # --- data: train/dev/test files, or one file split by `split`
+    train: str | None = knob(None, "training file (TSV text<TAB>label, CSV, JSONL)")
+    dev: str | None = knob(None, "dev file: early stopping and model selection")
+    test: str | None = knob(None, "test file, scored once with the best weights")
+    data: str | None = knob(None, "one labelled file to split (see --split) instead of --train/--dev/--test")
+    split: tuple[float, ...] = knob((0.8, 0.1, 0.1), "train,dev,test shares for --data (stratified, seed 0)")
+    format: str | None = knob(None, "data format: tsv, csv or jsonl (default: from the extension)")
+    text_column: str | None = knob(None, "CSV/JSONL column (TSV: 0-based index) of the text")
+    label_column: str | None = knob(None, "CSV/JSONL column (TSV: 0-based index) of the label")
+    classes: str | None = knob(None, "file of class names, one per line in id order (default: labels found in train)")
+    on_bad_row: str = knob("error", "a row with no label, an empty text or an unseen label: error, or skip and count")
+    train_fraction: float = knob(1.0, "train on a stratified share of the training set (e.g. 0.1)")
+    # --- the embedding: a graft directory, or a vocabulary built from the training texts
+    graft: str | None = knob(None, "graft directory (embgraft graft --out): embedding rows, vocabulary and "
+                                   "tokenisation")
+    random_init: bool = knob(False, "the graft's vocabulary and width with random rows (the baseline to beat)")
+    level: str = knob("char", "without --graft: char, word (jieba) or space tokens")
+    embedding_dim: int = knob(200, "without --graft: embedding width")
+    max_len: int | None = knob(None, "tokens kept per text (default: the graft's recipe, else the model's: 256, "
+                                     "hf 128)")
+    ngrams: int = knob(1, "bag and textcnn: also 2..N-gram rows, composed as the mean of their pieces; textcnn "
+                          "adds their mean as a bag branch beside its convolutions")
+    ngram_min_count: int = knob(1, "n-grams seen fewer times in train get no row")
+    ngram_scale: float = knob(1.0, "multiply composed n-gram rows by this")
+    words: bool = knob(False, "with --ngrams on a character graft: also a row per jieba word of the training "
+                              "texts longer than the n-grams, composed as the mean of its characters")
+    embedding: str = knob("full", "full | frozen | partial (train only rows the source lacked) | gradual:N "
+                                  "(frozen N epochs)")
+    sparse: str = knob("auto", "sparse embedding gradients: auto (adamw with a bag or n-gram rows), on, off")
+    # --- the model
+    model: str = knob("textcnn", "bag | textcnn | bilstm | transformer | hf")
+    dropout: float | None = knob(None, "dropout (default: the model's)")
+    n_filters: int | None = knob(None, "textcnn: filters per width (default 256)")
+    kernel_sizes: tuple[int, ...] | None = knob(None, "textcnn: widths, comma-separated (default 2,3,4)")
+    hidden_dim: int | None = knob(None, "bilstm: hidden size per direction (128); transformer: feed-forward "
+                                        "width (512)")
+    n_layers: int | None = knob(None, "bilstm / transformer layers")
+    n_heads: int | None = knob(None, "transformer attention heads (must divide the embedding width)")
+    pooling: str | None = knob(None, "bag: mean (default) | max | mean+max; bilstm: max (default) | mean | "
+                                     "attention")
+    positions: str | None = knob(None, "transformer positions: learned | sinusoidal")
+    max_positions: int | None = knob(None, "transformer: longest input (default 512)")
+    hf_model: str | None = knob(None, "hf: encoder checkpoint, a directory or hub id")
+    train_layers: str = knob("all", "hf: none | first:N | last:N | all encoder layers trained")
+    layer_lr_decay: float = knob(1.0, "hf: LR multiplier per layer below the top (layer-wise decay)")
+    trust_remote_code: bool = knob(False, "hf: allow the checkpoint's own code (off by default)")
+    # --- optimisation
+    optimizer: str = knob("adamw", "adamw or sgd")
+    epochs: int = knob(10, "most epochs")
+    batch_size: int = knob(64, "examples per step (per process under torchrun)")
+    # shuffled texts are sorted by length inside windows of this many batches; 1: plain shuffled
+    # batches. Default: 50 for bags (order-free: padding is all it changes), 1 for the others
+    length_bucket: int | None = knob(None, "length bucketing: shuffled texts are sorted by length inside windows "
+                                           "of this many batches (less padding, but batches of alike lengths); "
+                                           "1 = plain shuffled batches (default: 50 for bag, 1 for the other models)")
+    lr: float = knob(1e-3, "learning rate of the layers above the embedding")
+    embedding_lr: float | None = knob(None, "learning rate of the embedding rows (default: --lr)")
+    weight_decay: float = knob(0.01, "AdamW weight decay of weight matrices; never on embeddings, biases, norms")
+    schedule: str = knob("constant", "constant | linear | exponential | cosine | plateau")
+    warmup: float = knob(0.0, "linear warm-up: steps, or a share of all steps when below 1")
+    gamma: float = knob(0.9, "exponential schedule: LR factor per epoch")
+    plateau_factor: float = knob(0.5, "plateau schedule: LR factor on a plateau")
+    plateau_patience: int = knob(1, "plateau schedule: epochs without dev gain before cutting the LR")
+    grad_clip: float | None = knob(1.0, "clip the gradient norm")
+    label_smoothing: float = knob(0.0, "cross-entropy label smoothing")
+    patience: int | None = knob(3, "early stopping: epochs without dev gain; None: never")
+    metric: str = knob("accuracy", "dev metric for early stopping and the best checkpoint: accuracy | macro_f1")
+    # --- knowledge distillation: also fit the averaged predictions of trained runs (distill.py)
+    teachers: tuple[str, ...] = knob((), "knowledge distillation: run directories (comma-separated) whose averaged "
+                                         "predictions on the training texts the model also learns (default: none)")
+    distill_weight: float = knob(0.5, "with --teachers: the teachers' share of the loss, the labels get the rest")
+    distill_temperature: float = knob(1.0, "with --teachers: softmax temperature of teachers and student")
+    # --- runtime
+    seed: int = knob(0, "random seed")
+    device: str = knob("auto", "auto | cpu | cuda")
+    amp: str = knob("auto", "bf16 autocast: auto (CUDA with bf16), bf16, off")
+    compile: bool = knob(False, "torch.compile the model")
+    threads: int | None = knob(None, "CPU threads for PyTorch (default: PyTorch's)")
+    log_every: int = knob(0, "also log every N steps to history_steps.csv")
+    tensorboard: str = knob("auto", "TensorBoard events in RUN/tensorboard: auto (if installed), on, off")
+    extra: dict[str, Any] = knob(default_factory=dict, help="free-form notes, kept in config.json")
+
+    def __post_init__(self) -> None:
+        self._normalise_lists()
+        problems = [p for check in _CHECKS for p in check(self)]
+        if problems:
+            raise ConfigError("invalid training config:\n  - " + "\n  - ".join(problems))
+        self._derive_defaults()
+
+    def _normalise_lists(self) -> None:
+        """Comma-separated strings (flags) and lists (YAML/JSON) to the tuples the fields hold."""
+        if isinstance(self.split, str):
+            self.split = tuple(float(x) for x in self.split.split(","))
+        self.split = tuple(self.split)
+        if isinstance(self.kernel_sizes, str):
+            self.kernel_sizes = tuple(int(x) for x in self.kernel_sizes.split(","))
+        if self.kernel_sizes is not None:
+            self.kernel_sizes = tuple(self.kernel_sizes)
+        if isinstance(self.teachers, str):
+            self.teachers = tuple(t for t in self.teachers.split(",") if t)
+        self.teachers = tuple(str(t) for t in self.teachers)
+
+    def _derive_defaults(self) -> None:
+        if self.length_bucket is None:
+            # batches of alike lengths are batches of alike titles: on THUCNews, dev accuracy of
+            # textcnn, bilstm and transformer was 0.2-0.6 points higher without them (3 seeds
+            # each); a bag's was not (and its padding is all bucketing saves)
+            self.length_bucket = 50 if MODELS[self.model].bag else 1
+
+    # --- derived
+    @property
+    def embedding_mode(self) -> str:
+        return parse_embedding(self.embedding)[0]
+
+    @property
+    def gradual_epochs(self) -> int:
+        return parse_embedding(self.embedding)[1]
+
+    def model_options(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    # --- files
+    @classmethod
+    def from_sources(cls, *, file: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None
+                     ) -> "TrainConfig":
+        """Defaults <- ``file`` (YAML or JSON) <- ``overrides`` (flags actually given)."""
+        values: dict[str, Any] = {}
+        if file is not None:
+            values.update(read_config_file(file))
+        values.update(overrides or {})
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            import difflib
+
+            hints = [f"{u!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, names, 1)) else "")
+                     for u in unknown]
+            raise ConfigError(f"unknown config key(s) in {file or 'arguments'}: {', '.join(hints)}")
+        return cls(**values)
+
+
+# --- the checks, one per section; each returns its problems ---------------------------------------
+class _Problems(list):
+    """Problems of one section, with the two checks most fields need."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def choice(self, name: str, options) -> None:
+        value = getattr(self.config, name)
+        if value not in options:
+            self.append(f"{name} must be one of {list(options)}, not {value!r}")
+
+    def within(self, name: str, low: float, high: float, bounds: str = "(]") -> None:
+        """``name`` lies between ``low`` and ``high``; ``bounds`` says which ends are open, ``(`` or
+        closed, ``[`` (``"(]"``: ``low < value <= high``)."""
+        v = getattr(self.config, name)
+        above = v > low if bounds[0] == "(" else v >= low
+        below = v < high if bounds[1] == ")" else v <= high
+        if not (above and below):
+            self.append(f"{name} must be in {bounds[0]}{low:g}, {high:g}{bounds[1]}, not {v}")
+
+    def positive(self, name: str, *, allow_none: bool = False, integer: bool = True) -> None:
+        v = getattr(self.config, name)
+        if v is None and allow_none:
+            return
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok or v <= 0:
+            self.append(f"{name} must be a positive {'integer' if integer else 'number'}, not {v!r}")
+
+
+def _check_data(c: TrainConfig) -> list[str]:
+    p = _Problems(c)
+    if c.data is None and c.train is None:
+        p.append("give --train (with --dev, --test) or --data with --split")
+    if c.data is not None and c.train is not None:
+        p.append("give either --train or --data, not both")
+    if c.data is not None and (len(c.split) != 3 or any(x <= 0 for x in c.split) or abs(sum(c.split) - 1) > 1e-6):
+        p.append(f"split must be three positive shares summing to 1 (train,dev,test), not {c.split}")
+    if c.train is not None and c.dev is None:
+        p.append("--dev is needed for early stopping and model selection")
+    if c.format is not None and str(c.format).lower() not in FORMAT_ALIASES:
+        p.append(f"format must be one of {list(dict.fromkeys(FORMAT_ALIASES.values()))}, not {c.format!r}")
+    p.choice("on_bad_row", ON_BAD_ROW)
+    p.within("train_fraction", 0, 1)
+    return p
+
+
+def _check_embedding(c: TrainConfig) -> list[str]:
+    p = _Problems(c)
+    p.choice("level", TOKENIZERS)
+    p.positive("embedding_dim")
+    p.positive("max_len", allow_none=True)
+    if not isinstance(c.ngrams, int) or not 1 <= c.ngrams <= 5:
+        p.append(f"ngrams must be 1..5, not {c.ngrams!r}")
+    p.positive("ngram_min_count")
+    if c.words and c.ngrams < 2:
+        p.append("words joins the n-gram rows: give ngrams >= 2 with it")
+    if c.ngrams > 1 and c.model in MODELS and not MODELS[c.model].ngrams:
+        takers = ", ".join(name for name, spec in MODELS.items() if spec.ngrams)
+        p.append(f"ngrams > 1 is for models that take n-gram rows ({takers}), not {c.model!r}")
+    mode = parse_embedding(c.embedding)
+    if mode is None:
+        p.append(f"embedding must be full, frozen, partial or gradual:N, not {c.embedding!r}")
+    elif mode[0] == "partial" and (c.graft is None or c.random_init):
+        p.append("embedding partial keeps the rows found in a source: it needs --graft without --random-init")
+    p.choice("sparse", SPARSE)
+    return p
+
+
+def _check_model(c: TrainConfig) -> list[str]:
+    p = _Problems(c)
+    p.choice("model", MODELS)
+    for name, allowed in MODELS[c.model].choices if c.model in MODELS else ():
+        if getattr(c, name) is not None and getattr(c, name) not in allowed:
+            p.append(f"{c.model} {name} must be one of {list(allowed)}, not {getattr(c, name)!r}")
+    if c.dropout is not None:
+        p.within("dropout", 0, 1, "[)")
+    if c.model == "hf" and not c.hf_model:
+        p.append("model hf needs --hf-model (a checkpoint directory or hub id)")
+    layers, _, k = c.train_layers.partition(":")
+    if layers not in TRAIN_LAYERS or (layers in ("first", "last")) != bool(k) or (k and not k.isdigit()):
+        p.append(f"train_layers must be none, all, first:N or last:N, not {c.train_layers!r}")
+    p.within("layer_lr_decay", 0, 1)
+    return p
+
+
+def _check_optimisation(c: TrainConfig) -> list[str]:
+    p = _Problems(c)
+    p.choice("optimizer", OPTIMIZERS)
+    p.positive("epochs")
+    p.positive("batch_size")
+    p.positive("length_bucket", allow_none=True)
+    p.positive("lr", integer=False)
+    p.positive("embedding_lr", allow_none=True, integer=False)
+    if c.weight_decay < 0:
+        p.append(f"weight_decay must be >= 0, not {c.weight_decay}")
+    p.choice("schedule", SCHEDULES)
+    if c.warmup < 0:
+        p.append(f"warmup must be >= 0 (steps, or a share below 1), not {c.warmup}")
+    p.within("gamma", 0, 1)
+    p.within("plateau_factor", 0, 1, "()")
+    p.positive("plateau_patience")
+    p.positive("grad_clip", allow_none=True, integer=False)
+    p.within("label_smoothing", 0, 1, "[)")
+    p.positive("patience", allow_none=True)
+    p.choice("metric", METRICS)
+    return p
+
+
+def _check_distillation(c: TrainConfig) -> list[str]:
+    p = _Problems(c)
+    p.within("distill_weight", 0, 1, "[]")
+    p.positive("distill_temperature", integer=False)
+    return p
+
+
+def _check_runtime(c: TrainConfig) -> list[str]:
+    p = _Problems(c)
+    p.choice("device", DEVICES)
+    p.choice("amp", AMP)
+    p.positive("threads", allow_none=True)
+    if c.log_every < 0:
+        p.append(f"log_every must be >= 0, not {c.log_every}")
+    p.choice("tensorboard", TENSORBOARD)
+    return p
+
+
+_CHECKS: tuple[Callable[[TrainConfig], list[str]], ...] = (
+    _check_data, _check_embedding, _check_model, _check_optimisation, _check_distillation, _check_runtime)
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A mapping of config keys (hyphens or underscores) from a YAML or JSON file."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        data = read_json(path)
+    else:
+        text = path.read_text(encoding="utf-8-sig")
+        import yaml  # a dependency
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise MalformedFileError(path, None if mark is None else mark.line + 1, f"bad YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise MalformedFileError(path, None, f"expected a mapping of config keys, found {type(data).__name__}")
+    base = path.parent
+    out = {}
+    for k, v in data.items():
+        key = str(k).replace("-", "_")
+        # paths in a config file are relative to the file, not to where the command runs
+        if key in _PATH_KEYS and isinstance(v, str):
+            v = _relative_to(base, v)
+        elif key in _PATH_LIST_KEYS and isinstance(v, list):
+            v = [_relative_to(base, x) if isinstance(x, str) else x for x in v]
+        out[key] = v
+    return out
+
+
+def _relative_to(base: Path, path: str) -> str:
+    return str(base / path) if path and not os.path.isabs(path) and (base / path).exists() else path

@@ -1,0 +1,192 @@
+"""Labelled data for training: read, check, split.
+
+The path of a text: ``read_examples`` (file -> texts, string labels, line numbers) ->
+``LabelSet.encode`` (labels -> ids, an unseen label is ``file:line``) -> ``encode`` (token ids,
+:mod:`embgraft.training.encode`) -> ``batches`` (:mod:`embgraft.training.batches`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Sequence, Union
+
+import numpy as np
+
+from embgraft.errors import ConfigError, MalformedFileError
+from embgraft.files import atomic_file
+from embgraft.text.corpus import iter_records
+
+PathLike = Union[str, "os.PathLike[str]"]
+ON_BAD_ROW = ("error", "skip")
+_N_SKIPPED_SAMPLES = 10
+
+
+@dataclass
+class Examples:
+    """Texts with their string labels and the file:line each came from."""
+
+    texts: list[str]
+    labels: list[str]
+    lines: list[int]
+    path: str = "<memory>"
+    n_skipped: int = 0
+    skipped: list[str] = field(default_factory=list)  # "file:line: problem", the first few
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, index: Sequence[int]) -> "Examples":
+        index = list(index)
+        return Examples([self.texts[i] for i in index], [self.labels[i] for i in index],
+                        [self.lines[i] for i in index], self.path)
+
+    def where(self, i: int) -> str:
+        return f"{self.path}:{self.lines[i]}"
+
+
+def read_examples(
+    path: PathLike,
+    *,
+    fmt: str | None = None,
+    text_column: int | str | None = None,
+    label_column: int | str | None = None,
+    on_bad_row: str = "error",
+) -> Examples:
+    """Read every ``(text, label)`` of ``path`` (TSV ``text<TAB>label``, CSV, JSONL).
+
+    A record with no label or an empty text raises ``MalformedFileError`` naming file and line;
+    with ``on_bad_row="skip"`` it is left out and counted in ``n_skipped``.
+    """
+    if on_bad_row not in ON_BAD_ROW:
+        raise ConfigError(f"on_bad_row must be one of {list(ON_BAD_ROW)}, not {on_bad_row!r}")
+    ex = Examples([], [], [], str(path))
+    for line_no, text, label in iter_records(path, fmt=fmt, text_column=text_column,
+                                             label_column=label_column):
+        label = None if label is None else label.strip()
+        problem = ("no label" if not label else "empty text" if not text.strip() else None)
+        if problem is None:
+            ex.texts.append(text)
+            ex.labels.append(label)
+            ex.lines.append(line_no)
+            continue
+        if on_bad_row == "error":
+            hint = "" if problem == "empty text" else " (label column missing or empty)"
+            raise MalformedFileError(path, line_no, problem + hint + "; --on-bad-row skip leaves such rows out")
+        ex.n_skipped += 1
+        if len(ex.skipped) < _N_SKIPPED_SAMPLES:
+            ex.skipped.append(f"{path}:{line_no}: {problem}")
+    if not ex.texts:
+        raise MalformedFileError(path, None, "no labelled examples" + (
+            f" ({ex.n_skipped} bad rows skipped)" if ex.n_skipped else ""))
+    return ex
+
+
+def _natural_key(label: str) -> tuple:
+    # "2" before "10"; numbers before words; otherwise plain string order
+    return (0, int(label), "") if re.fullmatch(r"[0-9]+", label) else (1, 0, label)
+
+
+class LabelSet:
+    """Class names in id order. Data labels are strings: a class name, or a class's id written
+    as a number when the names come from a classes file (THUCNews: ``0``..``9`` + ``class.txt``)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        names = [str(n) for n in names]
+        problems = [f"class {i} has an empty name" for i, n in enumerate(names) if not n.strip()]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            problems.append(f"repeated class names: {dupes}")
+        if len(names) < 2:
+            problems.append(f"a classifier needs at least 2 classes, found {len(names)}: {names}")
+        if problems:
+            raise ConfigError("invalid classes: " + "; ".join(problems))
+        self.names = names
+        self._index = {n: i for i, n in enumerate(names)}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LabelSet) and self.names == other.names
+
+    @classmethod
+    def discover(cls, examples: Examples) -> "LabelSet":
+        """The distinct labels of the training data, in natural order (``2`` before ``10``)."""
+        return cls(sorted(set(examples.labels), key=_natural_key))
+
+    @classmethod
+    def load(cls, path: PathLike) -> "LabelSet":
+        """One class name per line (blank lines ignored), ids in line order."""
+        with open(path, encoding="utf-8-sig") as f:
+            names = [ln.strip() for ln in f if ln.strip()]
+        if not names:
+            raise MalformedFileError(path, None, "no class names")
+        return cls(names)
+
+    def save(self, path: PathLike) -> None:
+        with atomic_file(path, force=True) as f:
+            f.write("".join(n + "\n" for n in self.names))
+
+    def id_of(self, label: str) -> int | None:
+        i = self._index.get(label)
+        if i is None and re.fullmatch(r"[0-9]+", label) and int(label) < len(self.names):
+            i = int(label)  # an id standing for a name from the classes file
+        return i
+
+    def encode(self, examples: Examples, *, on_bad_row: str = "error") -> tuple[np.ndarray, Examples]:
+        """``(n,)`` int64 ids and the examples kept. A label outside the set raises
+        ``MalformedFileError`` at its file:line; with ``on_bad_row="skip"`` it is counted."""
+        ids, keep = [], []
+        for i, label in enumerate(examples.labels):
+            j = self.id_of(label)
+            if j is not None:
+                ids.append(j)
+                keep.append(i)
+                continue
+            shown = ", ".join(self.names[:12]) + (", ..." if len(self.names) > 12 else "")
+            problem = f"label {label!r} is not one of the {len(self.names)} training classes ({shown})"
+            if on_bad_row == "error":
+                raise MalformedFileError(examples.path, examples.lines[i], problem)
+            examples.n_skipped += 1
+            if len(examples.skipped) < _N_SKIPPED_SAMPLES:
+                examples.skipped.append(f"{examples.where(i)}: {problem}")
+        if len(keep) == len(examples):
+            return np.asarray(ids, dtype=np.int64), examples
+        kept = examples.subset(keep)
+        kept.n_skipped, kept.skipped = examples.n_skipped, examples.skipped
+        return np.asarray(ids, dtype=np.int64), kept
+
+
+def stratified_split(examples: Examples, fractions: Sequence[float], *, seed: int = 0) -> list[Examples]:
+    """Split into ``len(fractions)`` stratified parts (e.g. ``0.8, 0.1, 0.1``), reproducible by seed."""
+    from sklearn.model_selection import train_test_split
+
+    fractions = [float(f) for f in fractions]
+    if len(fractions) not in (2, 3) or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise ConfigError(f"split fractions must be 2 or 3 positive numbers summing to 1, not {fractions}")
+    idx = np.arange(len(examples))
+    labels = np.asarray(examples.labels)
+    parts, rest, rest_share = [], idx, 1.0
+    for f in fractions[:-1]:
+        take = f / rest_share
+        if take >= 1.0:
+            raise ConfigError(f"split fractions {fractions} leave nothing for the last part")
+        try:
+            a, rest = train_test_split(rest, train_size=take, random_state=seed, stratify=labels[rest])
+        except ValueError as e:  # a class too small to stratify
+            raise ConfigError(f"cannot split {examples.path} {fractions}: {e}") from None
+        parts.append(np.sort(a))
+        rest_share -= f
+    parts.append(np.sort(rest))
+    return [examples.subset(p) for p in parts]
+
+
+def stratified_subset(examples: Examples, fraction: float, *, seed: int = 0) -> Examples:
+    """A stratified ``fraction`` of ``examples`` (learning curves, the 10 % benchmark)."""
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"train fraction must be in (0, 1], not {fraction}")
+    if fraction == 1:
+        return examples
+    return stratified_split(examples, [fraction, 1 - fraction], seed=seed)[0]

@@ -1,0 +1,67 @@
+"""Knowledge distillation: train a model on trained runs' predictions as well as on the labels.
+
+``--teachers RUN,...`` (one or more run directories) scores the training texts once with each run,
+averages their class probabilities (softened by ``--distill-temperature``), and the training
+loss becomes ``(1 - w) * cross-entropy(gold) + w * T² * KL(teachers || student)`` with
+``w = --distill-weight`` (Hinton et al. 2015). Averaging several seeds' runs distils their
+ensemble into one model of the student's size and speed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from embgraft.errors import ConfigError
+from embgraft.training.classifier import Classifier
+from embgraft.training.rundir import MODEL_FILE
+
+
+def teacher_targets(runs: Sequence[str], texts: Sequence[str], labels: np.ndarray, class_names: Sequence[str], *,
+                    temperature: float, log=print) -> np.ndarray:
+    """(len(texts), n_classes) float32: the mean over ``runs`` of their probabilities at
+    ``temperature``, columns in ``class_names``' order (``labels``: the texts' class ids, only
+    for the log).
+
+    A run's probabilities ``p`` at temperature ``T`` are ``softmax(logits / T)``, which is
+    ``p ** (1 / T)`` renormalised: the run's served probabilities are enough.
+    """
+    import torch
+
+    # building a teacher draws initial weights from the global RNG: fork it, so that a student's
+    # dropout masks and batches are the same with and without teachers
+    with torch.random.fork_rng(devices=[]):
+        return _teacher_targets(runs, texts, labels, class_names, temperature=temperature, log=log)
+
+
+def _teacher_targets(runs, texts, labels, class_names, *, temperature: float, log) -> np.ndarray:
+    total = np.zeros((len(texts), len(class_names)), dtype=np.float64)
+    for run in runs:
+        if not (Path(run) / MODEL_FILE).is_file():
+            raise ConfigError(f"teacher {run} is not a finished run directory (no {MODEL_FILE})")
+        teacher = Classifier.load(run)
+        names = list(teacher.labels.names)
+        missing = [c for c in class_names if c not in names]
+        extra = [c for c in names if c not in class_names]
+        if missing or extra:
+            raise ConfigError(f"teacher {run} was trained on other classes: "
+                              f"missing {missing}, not in this task {extra}")
+        proba = teacher.predict_proba(list(texts))[:, [names.index(c) for c in class_names]]
+        soft = np.power(np.clip(proba, 1e-12, None), 1.0 / temperature)
+        total += soft / soft.sum(axis=1, keepdims=True)
+        log(f"teacher {run}: accuracy {float((proba.argmax(axis=1) == labels).mean()):.4f} on the training texts")
+    return (total / len(runs)).astype(np.float32)
+
+
+def distill_loss(logits, soft, *, temperature: float):
+    """``T² * KL(soft || softmax(logits / T))``, averaged over the batch.
+
+    ``logits`` (B, C) float; ``soft`` (B, C) the teachers' probabilities at ``T``. The ``T²``
+    keeps the gradient's size independent of ``T`` (Hinton et al.).
+    """
+    import torch.nn.functional as F
+
+    log_p = F.log_softmax(logits / temperature, dim=-1)
+    return F.kl_div(log_p, soft, reduction="batchmean") * temperature ** 2

@@ -1,0 +1,317 @@
+"""Train a classifier on a grafted embedding: ``train(config, out=RUN_DIR)``.
+
+:func:`train` sets up (processes, device, seed, the prepared inputs, the teachers' soft labels,
+the run directory); :func:`_fit` is the loop, in torchtune's recipe shape: ``_setup`` (model,
+optimisers, schedule, resumed state) above it, then per epoch ``_run_epoch`` (the steps) and
+``_end_epoch`` (dev scores, the best weights, history, checkpoint, early stop), then
+``_finish`` (the best weights scored on dev and test, the bundle written). ``torchrun
+--nproc_per_node N -m embgraft train ...`` runs it data-parallel.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from embgraft.console import quiet
+from embgraft.errors import OutputExistsError
+from embgraft.training import rundir
+from embgraft.training.batches import batch_order, batches, predict_logits
+from embgraft.training.config import TrainConfig
+from embgraft.training.devices import (Dist, amp_dtype, end_distributed, init_distributed, pick_device,
+                                       release_freed_memory)
+from embgraft.training.distill import distill_loss, teacher_targets
+from embgraft.training.optim import Schedule, build_optimizers, set_lr, warmup_steps
+from embgraft.training.prepare import Prepared, prepare
+
+
+@dataclass
+class TrainOutcome:
+    out: Path | None  # the run directory (None on ranks other than 0)
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def scores(logits: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy, macro-F1 and mean cross-entropy of ``logits`` (n, C) against ``labels`` (n,).
+
+    Macro-F1 is scikit-learn's ``f1_score(average="macro", labels=range(C), zero_division=0)``,
+    computed here from the confusion counts: importing scikit-learn for it added ~80 MB to a
+    training process's peak RSS (a test checks the two agree).
+    """
+    pred = logits.argmax(axis=1)
+    loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
+    return {"accuracy": float(np.mean(pred == labels)) if len(labels) else 0.0,
+            "macro_f1": macro_f1(labels, pred, n_classes),
+            "loss": loss, "n": int(len(labels))}
+
+
+def macro_f1(labels: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Unweighted mean over classes ``0..n_classes-1`` of F1 = 2 TP / (2 TP + FP + FN); 0 for a
+    class with no true and no predicted example (scikit-learn's ``zero_division=0``)."""
+    labels, pred = np.asarray(labels, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+    tp = np.bincount(labels[labels == pred], minlength=n_classes)[:n_classes].astype(np.float64)
+    true = np.bincount(labels, minlength=n_classes)[:n_classes]
+    predicted = np.bincount(pred, minlength=n_classes)[:n_classes]
+    denom = (true + predicted).astype(np.float64)
+    f1 = np.divide(2 * tp, denom, out=np.zeros(n_classes), where=denom > 0)
+    return float(f1.mean())
+
+
+# --- the entry point ---------------------------------------------------------------------------
+
+
+def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, resume: bool = False,
+          progress: bool = True, stop_after_epoch: int | None = None, log=print) -> TrainOutcome:
+    """Train ``config`` and write the run directory ``out`` (rank 0 only).
+
+    ``resume`` continues from ``out``'s last checkpoint and ends with the weights an
+    uninterrupted run would have. ``stop_after_epoch`` ends the run early as an interruption
+    would (the checkpoint is kept, no final metrics), for testing resume.
+    """
+    out = Path(out)
+    d = init_distributed(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if resume:
+        rundir.check_resumable(out, config)
+    elif out.exists() and not force:
+        raise OutputExistsError(f"{out} exists; pass --force to overwrite it or --resume to continue it")
+    device = pick_device(config.device, d)
+    amp = amp_dtype(config.amp, device)
+    torch.manual_seed(config.seed)
+    say = log if d.main else quiet
+    prep = prepare(config, log=say)
+    soft = None  # (n_train, n_classes): the teachers' averaged probabilities, before anything is written
+    if config.teachers:
+        soft = torch.from_numpy(teacher_targets(config.teachers, prep.train_texts, prep.train.labels,
+                                                prep.labels.names, temperature=config.distill_temperature, log=say))
+    if d.main and not resume:
+        rundir.start(out, config=config, prep=prep)
+    prep.release_initial()  # written above, never read by training
+    release_freed_memory()
+    outcome = _fit(_Run(config, prep, soft=soft, out=out, d=d, device=device, amp=amp, progress=progress, log=log),
+                   resume=resume, stop_after_epoch=stop_after_epoch)
+    end_distributed(d)
+    release_freed_memory()
+    return outcome
+
+
+# --- the loop ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    """What the loop's stages share: the inputs, then what ``_setup`` builds."""
+
+    config: TrainConfig
+    prep: Prepared
+    soft: torch.Tensor | None
+    out: Path
+    d: Dist
+    device: torch.device
+    amp: torch.dtype | None
+    progress: bool
+    log: Any
+    model: Any = None  # the model itself (saved, scored)
+    train_model: Any = None  # what the steps call: the model, wrapped by DDP / torch.compile
+    optimizers: list = field(default_factory=list)
+    schedule: Schedule | None = None
+    steps_per_epoch: int = 0
+    state: dict = field(default_factory=dict)  # epoch, step, best..., saved with every checkpoint
+    steps: list = field(default_factory=list)  # rows of history_steps.csv
+    writer: Any = None  # TensorBoard
+    # the best epoch's weights: rank 0 writes them to checkpoints/best.safetensors and reads them
+    # back at the end (an in-memory copy is one more table as large as the embedding: 70 MB for
+    # an 87k-row n-gram bag); other ranks write nothing, so they keep a copy
+    best_weights: dict | None = None
+
+    @property
+    def keep_best(self) -> bool:
+        return not self.d.main
+
+
+def _fit(run: _Run, *, resume: bool, stop_after_epoch: int | None) -> TrainOutcome:
+    config = run.config
+    _setup(run, resume=resume)
+    for epoch in range(run.state["epoch"], config.epochs):
+        train_loss, n_seen, seconds = _run_epoch(run, epoch)
+        stop = _end_epoch(run, epoch, train_loss=train_loss, n_seen=n_seen, seconds=seconds)
+        if stop:
+            break
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < config.epochs:
+            return TrainOutcome(run.out if run.d.main else None, {}, run.state["history"])  # interrupted
+    return _finish(run)
+
+
+def _setup(run: _Run, *, resume: bool) -> None:
+    """Model on its device (DDP, compile), optimisers, schedule; fresh state or the checkpoint's."""
+    config, prep, d = run.config, run.prep, run.d
+    run.model = prep.model.to(run.device)
+    run.train_model = run.model
+    if d.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        run.train_model = DDP(run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None,
+                              find_unused_parameters=config.embedding_mode == "gradual")
+    if config.compile:
+        run.train_model = torch.compile(run.train_model)
+    run.optimizers = build_optimizers(run.model, name=config.optimizer, lr=config.lr,
+                                      embedding_lr=config.embedding_lr, weight_decay=config.weight_decay,
+                                      layer_lr_decay=config.layer_lr_decay)
+    run.steps_per_epoch = math.ceil(math.ceil(len(prep.train) / config.batch_size) / d.world)
+    total = run.steps_per_epoch * config.epochs
+    run.schedule = Schedule(config.schedule, total_steps=total, warmup_steps=warmup_steps(config.warmup, total),
+                            steps_per_epoch=run.steps_per_epoch, gamma=config.gamma,
+                            plateau_factor=config.plateau_factor, plateau_patience=config.plateau_patience)
+    run.state = {"epoch": 0, "step": 0, "best": None, "best_epoch": 0, "bad_epochs": 0, "history": [],
+                 "train_seconds": 0.0, "n_seen": 0}
+    if resume:
+        run.state = rundir.load_checkpoint(run.out, model=run.model, optimizers=run.optimizers,
+                                           schedule=run.schedule, device=run.device)
+        run.steps = rundir.read_steps(run.out, up_to_step=run.state["step"]) if d.main else []
+        run.log(f"resuming {run.out} after epoch {run.state['epoch']}")
+        if run.keep_best and run.state["best"] is not None:
+            run.best_weights = rundir.read_best(run.out)
+    run.writer = rundir.tensorboard_writer(run.out, config.tensorboard) if d.main else None
+
+
+def _run_epoch(run: _Run, epoch: int) -> tuple[float, int, float]:
+    """One epoch of steps on this rank's batches; returns (mean train loss, examples, seconds)."""
+    from tqdm.auto import tqdm
+
+    config, prep, d, model, optimizers = run.config, run.prep, run.d, run.model, run.optimizers
+    state = run.state
+    if config.embedding_mode == "gradual":
+        model.set_embedding_trainable(epoch >= config.gradual_epochs)
+    # -- this rank's batches: the same shuffled order everywhere, every world-th batch
+    order = batch_order(prep.train.lengths, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+                        epoch=epoch, bucket=config.length_bucket)
+    if d.world > 1:
+        order = (order * d.world)[: run.steps_per_epoch * d.world][d.rank::d.world]
+    bar = tqdm(total=len(order), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+               disable=None if run.progress and d.main else True)  # None: off when not a terminal
+    run.train_model.train()
+    t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
+    for ids, labels, idx in batches(prep.train, order, min_len=model.min_len, multiple=model.pad_multiple):
+        # -- one step: forward under autocast, backward, clip, LR from the schedule, update
+        ids, labels = ids.to(run.device, non_blocking=True), labels.to(run.device, non_blocking=True)
+        set_lr(optimizers, run.schedule.factor(state["step"]))
+        with torch.autocast(run.device.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
+            logits = run.train_model(ids)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+        if run.soft is not None:  # distillation: the teachers' averaged predictions for these texts
+            kd = distill_loss(logits.float(), run.soft[torch.from_numpy(idx)].to(run.device),
+                              temperature=config.distill_temperature)
+            loss = (1 - config.distill_weight) * loss + config.distill_weight * kd
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            dense = [p for p in model.parameters() if p.grad is not None and not p.grad.is_sparse]
+            torch.nn.utils.clip_grad_norm_(dense, config.grad_clip)
+        for opt in optimizers:
+            opt.step()
+        state["step"] += 1
+        n_seen += len(labels)
+        loss_sum += float(loss.detach()) * len(labels)
+        bar.update(1)
+        if state["step"] % 10 == 0 and not bar.disable:
+            bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", lr=f"{optimizers[0].param_groups[0]['lr']:.2e}",
+                            sps=f"{n_seen * d.world / (time.perf_counter() - t0):,.0f}")
+        if config.log_every and state["step"] % config.log_every == 0 and d.main:
+            run.steps.append({"step": state["step"], "epoch": epoch + 1, "train_loss": loss_sum / n_seen,
+                              "lr": _lr(optimizers, "body"), "embedding_lr": _lr(optimizers, "embedding")})
+    bar.close()
+    return loss_sum / max(n_seen, 1), n_seen, time.perf_counter() - t0
+
+
+def _end_epoch(run: _Run, epoch: int, *, train_loss: float, n_seen: int, seconds: float) -> bool:
+    """Dev scores (every rank computes the same numbers from the same weights), the best weights,
+    history and checkpoint (rank 0); True when patience is spent."""
+    config, prep, d, state = run.config, run.prep, run.d, run.state
+    state["train_seconds"] += seconds
+    state["n_seen"] += n_seen * d.world
+    dev = scores(predict_logits(run.model, prep.dev, batch_size=config.batch_size * 2, device=run.device,
+                                amp=run.amp), prep.dev.labels, prep.n_classes)
+    row = {"epoch": epoch + 1, "step": state["step"], "train_loss": train_loss,
+           "dev_loss": dev["loss"], "dev_accuracy": dev["accuracy"], "dev_macro_f1": dev["macro_f1"],
+           "lr": _lr(run.optimizers, "body"), "embedding_lr": _lr(run.optimizers, "embedding"),
+           "seconds": seconds, "samples_per_s": n_seen * d.world / max(seconds, 1e-9)}
+    state["history"].append(row)
+    run.schedule.end_epoch(dev[config.metric])
+    improved = state["best"] is None or dev[config.metric] > state["best"]
+    if improved:
+        state.update(best=dev[config.metric], best_epoch=epoch + 1, bad_epochs=0)
+        if run.keep_best:
+            run.best_weights = None  # let the old copy go before the new one is made (peak RSS)
+            run.best_weights = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    else:
+        state["bad_epochs"] += 1
+    state["epoch"] = epoch + 1
+    if d.main:
+        run.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  dev {config.metric} "
+                f"{dev[config.metric]:.4f}  dev loss {dev['loss']:.4f}  {row['samples_per_s']:,.0f} samples/s"
+                + ("  *" if improved else ""))
+        rundir.write_history(run.out, state["history"])
+        if config.log_every:
+            rundir.write_steps(run.out, run.steps)
+        rundir.save_checkpoint(run.out, model=run.model, optimizers=run.optimizers, schedule=run.schedule,
+                               state=state, best_weights=run.model.state_dict() if improved else None)
+        if run.writer is not None:
+            for k in ("train_loss", "dev_loss", "dev_accuracy", "dev_macro_f1", "lr", "samples_per_s"):
+                run.writer.add_scalar(k, row[k], epoch + 1)
+    if config.patience is not None and state["bad_epochs"] >= config.patience:
+        if d.main:
+            run.log(f"early stop: no dev {config.metric} gain for {config.patience} epochs")
+        return True
+    return False
+
+
+def _finish(run: _Run) -> TrainOutcome:
+    """The best epoch's weights, scored on dev and test; the bundle written once (rank 0)."""
+    config, prep, d, state, model = run.config, run.prep, run.d, run.state, run.model
+    # Adam's moment tables are not needed any more: free them before reading the best weights
+    run.optimizers = []
+    gc.collect()  # an optimiser sits in a reference cycle (its patched ``step``): only gc frees it
+    if state["best"] is not None:
+        if run.keep_best:
+            model.load_state_dict(run.best_weights)
+        else:
+            rundir.load_best(run.out, model)
+    run.best_weights = None
+    metrics: dict[str, Any] = {}
+    for name, data in (("dev", prep.dev), ("test", prep.test)):
+        if data is not None:
+            metrics[name] = scores(predict_logits(model, data, batch_size=config.batch_size * 2, device=run.device,
+                                                  amp=run.amp), data.labels, prep.n_classes)
+    metrics.update(best_epoch=state["best_epoch"], epochs_run=state["epoch"], metric=config.metric,
+                   train_seconds=state["train_seconds"],
+                   samples_per_s=state["n_seen"] / max(state["train_seconds"], 1e-9),
+                   n_train=len(prep.train), world_size=d.world, device=str(run.device),
+                   amp=None if run.amp is None else str(run.amp).replace("torch.", ""), skipped=prep.skipped)
+    if d.main:
+        rundir.finish(run.out, model=model, metrics=metrics)
+        if run.writer is not None:
+            run.writer.close()
+        run.log("  ".join(f"{name} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+                          for name, m in metrics.items() if name in ("dev", "test")) + f"  -> {run.out}")
+    return TrainOutcome(run.out if d.main else None, metrics, state["history"])
+
+
+def _lr(optimizers: list, which: str) -> float:
+    """Current LR of the embedding group (``which="embedding"``) or of the other layers."""
+    for opt in optimizers:
+        for g in opt.param_groups:
+            if (g.get("name") == "embedding") == (which == "embedding"):
+                return float(g["lr"])
+    return float("nan")

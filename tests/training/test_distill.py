@@ -1,0 +1,98 @@
+import json
+from dataclasses import fields
+
+import numpy as np
+import pytest
+import torch
+
+from embgraft.training.classifier import Classifier
+from embgraft.training.config import TrainConfig
+from embgraft.training.distill import distill_loss, teacher_targets
+from embgraft.errors import ConfigError
+from embgraft.training.loop import train
+
+QUIET = dict(progress=False, log=lambda *a, **k: None)
+
+
+@pytest.fixture
+def teacher(tiny_task, tmp_path):
+    cfg = TrainConfig(train=str(tiny_task["train"]), dev=str(tiny_task["dev"]), test=str(tiny_task["test"]),
+                      graft=str(tiny_task["graft"]), model="bag", epochs=3, batch_size=16, lr=0.05, patience=None,
+                      seed=1, tensorboard="off")
+    return train(cfg, out=tmp_path / "teacher", **QUIET).out
+
+
+def like(run, **kw):
+    """The config ``run`` was trained with (the settings in its ``config.json``), with ``kw`` changed."""
+    saved = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    return TrainConfig(**{**{f.name: saved[f.name] for f in fields(TrainConfig)}, **kw})
+
+
+def test_distill_loss_is_t_squared_kl_of_the_softened_student():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    soft = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    q = torch.softmax(logits / 2, dim=1)
+    expected = 4 * (soft * (soft.log() - q.log())).sum(dim=1).mean()
+    assert torch.allclose(distill_loss(logits, soft, temperature=2.0), expected)
+    # nothing to learn when the student already predicts the teachers' distribution
+    assert distill_loss(2 * soft.log(), soft, temperature=2.0).abs() < 1e-6
+
+
+def test_teacher_targets_reorder_classes_soften_and_average(tiny_task, teacher):
+    texts = ["球赛冠军", "银行利率基金", "冠军"]
+    p = Classifier.load(teacher).predict_proba(texts)
+    names = list(Classifier.load(teacher).labels.names)
+    flipped = names[::-1]
+    t1 = teacher_targets([str(teacher)], texts, np.zeros(3, dtype=np.int64), flipped, temperature=1.0, log=print)
+    assert t1.dtype == np.float32 and t1.shape == (3, 2)
+    assert np.allclose(t1, p[:, ::-1], atol=1e-6)
+    t2 = teacher_targets([str(teacher)], texts, np.zeros(3, dtype=np.int64), names, temperature=2.0, log=print)
+    root = np.sqrt(p)
+    assert np.allclose(t2, root / root.sum(axis=1, keepdims=True), atol=1e-6)
+    # softer than the teacher's own probabilities, and one teacher twice is the same teacher
+    assert (t2.max(axis=1) < p.max(axis=1)).all()
+    twice = teacher_targets([str(teacher)] * 2, texts, np.zeros(3, dtype=np.int64), names, temperature=2.0,
+                            log=print)
+    assert np.allclose(twice, t2, atol=1e-6)
+
+
+def test_teachers_must_be_finished_runs_on_the_same_classes(tiny_task, teacher, tmp_path):
+    names = list(Classifier.load(teacher).labels.names)
+    with pytest.raises(ConfigError, match="no model.safetensors"):
+        teacher_targets([str(tmp_path / "nowhere")], ["冠军"], np.zeros(1, dtype=np.int64), names, temperature=1.0)
+    with pytest.raises(ConfigError, match=r"other classes: missing \['科技'\], not in this task \[\]"):
+        teacher_targets([str(teacher)], ["冠军"], np.zeros(1, dtype=np.int64), names + ["科技"], temperature=1.0)
+
+
+def _swap_labels(src, dst):
+    swap = {"体育": "财经", "财经": "体育"}
+    rows = [line.split("\t") for line in src.read_text(encoding="utf-8").splitlines()]
+    dst.write_text("".join(f"{t}\t{swap[label]}\n" for t, label in rows), encoding="utf-8")
+    return dst
+
+
+def test_a_student_with_distill_weight_1_learns_the_teacher_not_the_labels(tiny_task, teacher, tmp_path):
+    swapped = _swap_labels(tiny_task["train"], tmp_path / "swapped.tsv")
+    # every training label is wrong: from the labels alone the student learns the opposite classes ...
+    alone = train(like(teacher, train=str(swapped)), out=tmp_path / "alone", **QUIET)
+    assert alone.metrics["test"]["accuracy"] < 0.1
+    # ... from the teacher alone it learns the right ones
+    student = train(like(teacher, train=str(swapped), teachers=(str(teacher),), distill_weight=1.0,
+                         distill_temperature=2.0), out=tmp_path / "student", **QUIET)
+    assert student.metrics["test"]["accuracy"] > 0.9
+    saved = json.loads((tmp_path / "student" / "config.json").read_text(encoding="utf-8"))
+    assert saved["teachers"] == [str(teacher)] and saved["distill_weight"] == 1.0
+
+
+def test_a_bad_teacher_is_refused_before_the_run_directory_is_written(tiny_task, teacher, tmp_path):
+    with pytest.raises(ConfigError, match="no model.safetensors"):
+        train(like(teacher, teachers=(str(tmp_path / "nowhere"),)), out=tmp_path / "run", **QUIET)
+    assert not (tmp_path / "run").exists()
+
+
+def test_distillation_settings_are_validated_with_the_rest():
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(train="t", dev="d", distill_weight=1.5, distill_temperature=0)
+    assert "distill_weight must be in [0, 1], not 1.5" in str(e.value)
+    assert "distill_temperature must be a positive number, not 0" in str(e.value)
+    assert TrainConfig(train="t", dev="d", teachers="a,b").teachers == ("a", "b")
