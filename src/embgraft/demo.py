@@ -19,7 +19,6 @@ marker file, unless ``force`` is given.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import random
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from embgraft.errors import ConfigError, MalformedFileError, OutputExistsError
-from embgraft.files import atomic_file, atomic_output
+from embgraft.files import atomic_file, atomic_output, read_json, write_json
 
 LEVELS = ("char", "word")
 DEMO_MARKER = ".embgraft-demo"  # marks an output folder as the demo's own, safe to replace
@@ -178,8 +177,7 @@ def pretrain_demo_vectors(
         model.wv.save_word2vec_format(str(tmp), binary=False)
     stamp["n_vectors"] = len(model.wv)
     stamp["seconds"] = round(time.perf_counter() - started, 2)
-    with atomic_file(stamp_path, force=True) as f:
-        f.write(json.dumps(stamp, indent=2))
+    write_json(stamp_path, stamp)
     if echo:
         echo(f"  {len(model.wv):,} {level} vectors x {vector_size} in {stamp['seconds']:.1f}s -> {out}")
     return out
@@ -188,10 +186,10 @@ def pretrain_demo_vectors(
 def _read_stamp(path: Path) -> dict | None:
     """The settings a cached file was trained with, less what only describes the run."""
     try:
-        stamp = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        stamp = read_json(path, default=None, expect=dict)
+    except (OSError, MalformedFileError):  # a damaged stamp: train again
         return None
-    if not isinstance(stamp, dict):
+    if stamp is None:
         return None
     stamp.pop("n_vectors", None)
     stamp.pop("seconds", None)
