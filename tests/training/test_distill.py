@@ -17,7 +17,8 @@ QUIET = dict(progress=False, log=lambda *a, **k: None)
 @pytest.fixture
 def teacher(tiny_task, tmp_path):
     cfg = TrainConfig(train=str(tiny_task["train"]), dev=str(tiny_task["dev"]), test=str(tiny_task["test"]),
-                      graft=str(tiny_task["graft"]), model="bag", epochs=3, batch_size=16, lr=0.05, patience=None,
+                      graft=str(tiny_task["graft"]), model="bag", epochs=3, batch_size=16, lr=0.05, embedding_lr=0.05, label_smoothing=0.0,
+                      patience=None,
                       seed=1, tensorboard="off")
     return train(cfg, out=tmp_path / "teacher", **QUIET).out
 

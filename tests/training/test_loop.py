@@ -250,3 +250,25 @@ def test_load_best_copies_the_checkpoint_in_place_in_row_chunks(tmp_path):
     best.write_bytes(b"\xff" * 8 + b"{}")
     with pytest.raises(MalformedFileError, match="not a safetensors file"):
         rundir.load_best(tmp_path, model)
+
+
+def test_early_stopping_waits_for_min_steps(tiny_task, tmp_path):
+    # a learning rate too small to change a prediction: dev never improves after epoch 1
+    common = dict(epochs=10, batch_size=16, lr=1e-12, embedding_lr=1e-12, patience=1)
+    quick = train(config(tiny_task, min_steps=0, **common), out=tmp_path / "quick", **QUIET)
+    assert quick.metrics["epochs_run"] == 2  # stopped after its first epoch without a gain
+    steps_per_epoch = quick.history[0]["step"]
+    assert steps_per_epoch == 8  # 120 titles in batches of 16
+    waited = train(config(tiny_task, min_steps=5 * steps_per_epoch, **common), out=tmp_path / "waited", **QUIET)
+    assert waited.metrics["epochs_run"] == 5 and waited.history[-1]["step"] == 40
+
+
+def test_a_model_alone_takes_the_settings_its_config_found():
+    from embgraft.training.config import MODEL_DEFAULTS
+
+    bag = TrainConfig(train="t.tsv", dev="d.tsv", model="bag")
+    assert (bag.lr, bag.batch_size, bag.epochs, bag.label_smoothing) == (0.004, 256, 30, 0.1)
+    assert TrainConfig(train="t.tsv", dev="d.tsv", model="bag", lr=0.01).lr == 0.01  # given wins
+    for model, values in MODEL_DEFAULTS.items():
+        cfg = TrainConfig(train="t.tsv", dev="d.tsv", model=model, hf_model="x" if model == "hf" else None)
+        assert {k: getattr(cfg, k) for k in values} == values, model

@@ -9,7 +9,9 @@ the defaults that depend on the model.
 
 from __future__ import annotations
 
+import math
 import os
+import types
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +35,26 @@ SCHEDULES = ("constant", "linear", "exponential", "cosine", "plateau")
 OPTIMIZERS = ("adamw", "sgd")
 _PATH_KEYS = ("train", "dev", "test", "data", "classes", "graft", "hf_model")
 _PATH_LIST_KEYS = ("teachers",)
+# what a run directory's config.json records beside the settings (training.rundir.start); a run's
+# config.json given back as --config ignores them
+RUN_FACTS = ("graft_dir", "embgraft_version", "torch_version", "n_classes", "n_tokens", "dim")
+# the optimisation each model's shipped config found on the THUCNews dev split
+# (configs/thucnews-*.yaml); hf: the usual BERT fine-tuning recipe, as the m3e-small experiment ran it
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bag": dict(lr=0.004, embedding_lr=0.001, batch_size=256, epochs=30, label_smoothing=0.1,
+                schedule="constant", warmup=0.0),
+    "textcnn": dict(lr=0.001, embedding_lr=0.0002, batch_size=128, epochs=12, label_smoothing=0.1,
+                    schedule="constant", warmup=0.0),
+    "bilstm": dict(lr=0.002, embedding_lr=0.0005, batch_size=128, epochs=8, label_smoothing=0.1,
+                   schedule="constant", warmup=0.0),
+    "transformer": dict(lr=0.001, embedding_lr=0.0005, batch_size=128, epochs=8, label_smoothing=0.1,
+                        schedule="linear", warmup=0.1),
+    "hf": dict(lr=5e-5, embedding_lr=5e-5, batch_size=32, epochs=4, label_smoothing=0.0, schedule="linear",
+               warmup=0.1),
+}
+# learning rates above this are refused: no model here trains at them (a typo, or 1e30)
+MAX_LR = 10.0
+MAX_TEMPERATURE = 100.0
 
 
 def knob(default: Any = None, help: str = "", **kwargs: Any) -> Any:
@@ -72,7 +94,8 @@ class TrainConfig:
     graft: str | None = knob(None, "graft directory (embgraft graft --out): embedding rows, vocabulary and "
                                    "tokenisation")
     random_init: bool = knob(False, "the graft's vocabulary and width with random rows (the baseline to beat)")
-    level: str = knob("char", "without --graft: char, word (jieba) or space tokens")
+    level: str | None = knob(None, "without --graft: char (default), word (jieba) or space tokens; a graft "
+                                   "brings its own")
     embedding_dim: int = knob(200, "without --graft: embedding width")
     max_len: int | None = knob(None, "tokens kept per text (default: the graft's recipe, else the model's: 256, "
                                      "hf 128)")
@@ -104,24 +127,29 @@ class TrainConfig:
     trust_remote_code: bool = knob(False, "hf: allow the checkpoint's own code (off by default)")
     # --- optimisation
     optimizer: str = knob("adamw", "adamw or sgd")
-    epochs: int = knob(10, "most epochs")
-    batch_size: int = knob(64, "examples per step (per process under torchrun)")
+    epochs: int | None = knob(None, "most epochs (default: the model's, MODEL_DEFAULTS)")
+    batch_size: int | None = knob(None, "examples per step, per process: under torchrun the global batch is "
+                                        "N x this (default: the model's)")
     # shuffled texts are sorted by length inside windows of this many batches; 1: plain shuffled
     # batches. Default: 50 for bags (order-free: padding is all it changes), 1 for the others
     length_bucket: int | None = knob(None, "length bucketing: shuffled texts are sorted by length inside windows "
                                            "of this many batches (less padding, but batches of alike lengths); "
                                            "1 = plain shuffled batches (default: 50 for bag, 1 for the other models)")
-    lr: float = knob(1e-3, "learning rate of the layers above the embedding")
-    embedding_lr: float | None = knob(None, "learning rate of the embedding rows (default: --lr)")
+    lr: float | None = knob(None, "learning rate of the layers above the embedding (default: the model's)")
+    embedding_lr: float | None = knob(None, "learning rate of the embedding rows (default: the model's; give "
+                                            "it equal to --lr for one rate)")
     weight_decay: float = knob(0.01, "AdamW weight decay of weight matrices; never on embeddings, biases, norms")
-    schedule: str = knob("constant", "constant | linear | exponential | cosine | plateau")
-    warmup: float = knob(0.0, "linear warm-up: steps, or a share of all steps when below 1")
+    schedule: str | None = knob(None, "constant | linear | exponential | cosine | plateau (default: the model's)")
+    warmup: float | None = knob(None, "linear warm-up: steps, or a share of all steps when below 1 "
+                                      "(default: the model's)")
     gamma: float = knob(0.9, "exponential schedule: LR factor per epoch")
     plateau_factor: float = knob(0.5, "plateau schedule: LR factor on a plateau")
     plateau_patience: int = knob(1, "plateau schedule: epochs without dev gain before cutting the LR")
     grad_clip: float | None = knob(1.0, "clip the gradient norm")
-    label_smoothing: float = knob(0.0, "cross-entropy label smoothing")
+    label_smoothing: float | None = knob(None, "cross-entropy label smoothing (default: the model's)")
     patience: int | None = knob(3, "early stopping: epochs without dev gain; None: never")
+    min_steps: int = knob(200, "early stopping waits for this many optimiser steps first, so a small training "
+                               "set (a few steps an epoch) is not stopped on noise")
     metric: str = knob("accuracy", "dev metric for early stopping and the best checkpoint: accuracy | macro_f1")
     # --- knowledge distillation: also fit the averaged predictions of trained runs (distill.py)
     teachers: tuple[str, ...] = knob((), "knowledge distillation: run directories (comma-separated) whose averaged "
@@ -139,24 +167,21 @@ class TrainConfig:
     extra: dict[str, Any] = knob(default_factory=dict, help="free-form notes, kept in config.json")
 
     def __post_init__(self) -> None:
-        self._normalise_lists()
+        problems = _coerce_types(self)  # types first: the checks compare numbers
+        if problems:
+            raise ConfigError("invalid training config:\n  - " + "\n  - ".join(problems))
+        self._model_defaults()
         problems = [p for check in _CHECKS for p in check(self)]
         if problems:
             raise ConfigError("invalid training config:\n  - " + "\n  - ".join(problems))
         self._derive_defaults()
 
-    def _normalise_lists(self) -> None:
-        """Comma-separated strings (flags) and lists (YAML/JSON) to the tuples the fields hold."""
-        if isinstance(self.split, str):
-            self.split = tuple(float(x) for x in self.split.split(","))
-        self.split = tuple(self.split)
-        if isinstance(self.kernel_sizes, str):
-            self.kernel_sizes = tuple(int(x) for x in self.kernel_sizes.split(","))
-        if self.kernel_sizes is not None:
-            self.kernel_sizes = tuple(self.kernel_sizes)
-        if isinstance(self.teachers, str):
-            self.teachers = tuple(t for t in self.teachers.split(",") if t)
-        self.teachers = tuple(str(t) for t in self.teachers)
+    def _model_defaults(self) -> None:
+        """Settings left unset take the model's (:data:`MODEL_DEFAULTS`), so ``--model bag`` alone
+        trains as its config does; config.json records the values used."""
+        for name, value in MODEL_DEFAULTS.get(self.model, MODEL_DEFAULTS["textcnn"]).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     def _derive_defaults(self) -> None:
         if self.length_bucket is None:
@@ -166,6 +191,11 @@ class TrainConfig:
             self.length_bucket = 50 if MODELS[self.model].bag else 1
 
     # --- derived
+    @property
+    def tokenizer_level(self) -> str:
+        """Without a graft, how texts become tokens (``level``, default char)."""
+        return self.level or "char"
+
     @property
     def embedding_mode(self) -> str:
         return parse_embedding(self.embedding)[0]
@@ -191,7 +221,7 @@ class TrainConfig:
         """Defaults <- ``file`` (YAML or JSON) <- ``overrides`` (flags actually given)."""
         values: dict[str, Any] = {}
         if file is not None:
-            values.update(read_config_file(file))
+            values.update({k: v for k, v in read_config_file(file).items() if k not in RUN_FACTS})
         values.update(overrides or {})
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - names)
@@ -245,6 +275,8 @@ def _check_data(c: TrainConfig) -> list[str]:
         p.append(f"split must be three positive shares summing to 1 (train,dev,test), not {c.split}")
     if c.train is not None and c.dev is None:
         p.append("--dev is needed for early stopping and model selection")
+    if c.data is not None and (c.dev is not None or c.test is not None):
+        p.append("--data is split into train/dev/test by --split: give --dev and --test with --train instead")
     if c.format is not None and str(c.format).lower() not in FORMAT_ALIASES:
         p.append(f"format must be one of {list(dict.fromkeys(FORMAT_ALIASES.values()))}, not {c.format!r}")
     p.choice("on_bad_row", ON_BAD_ROW)
@@ -254,7 +286,11 @@ def _check_data(c: TrainConfig) -> list[str]:
 
 def _check_embedding(c: TrainConfig) -> list[str]:
     p = _Problems(c)
-    p.choice("level", TOKENIZERS)
+    if c.level is not None:
+        p.choice("level", TOKENIZERS)
+        if c.graft is not None:
+            p.append(f"level {c.level!r} does not apply with --graft: texts are tokenised as the graft's "
+                     "recipe.json says (graft again with --level to change it)")
     p.positive("embedding_dim")
     p.positive("max_len", allow_none=True)
     if not isinstance(c.ngrams, int) or not 1 <= c.ngrams <= 5:
@@ -282,6 +318,10 @@ def _check_model(c: TrainConfig) -> list[str]:
             p.append(f"{c.model} {name} must be one of {list(allowed)}, not {getattr(c, name)!r}")
     if c.dropout is not None:
         p.within("dropout", 0, 1, "[)")
+    for name in ("n_filters", "hidden_dim", "n_layers", "n_heads", "max_positions"):
+        p.positive(name, allow_none=True)
+    if c.kernel_sizes is not None and (not c.kernel_sizes or any(k < 1 for k in c.kernel_sizes)):
+        p.append(f"kernel_sizes must be positive widths, not {','.join(map(str, c.kernel_sizes)) or 'none'}")
     if c.model == "hf" and not c.hf_model:
         p.append("model hf needs --hf-model (a checkpoint directory or hub id)")
     layers, _, k = c.train_layers.partition(":")
@@ -299,6 +339,9 @@ def _check_optimisation(c: TrainConfig) -> list[str]:
     p.positive("length_bucket", allow_none=True)
     p.positive("lr", integer=False)
     p.positive("embedding_lr", allow_none=True, integer=False)
+    for name in ("lr", "embedding_lr"):
+        if isinstance(getattr(c, name), (int, float)) and getattr(c, name) > MAX_LR:
+            p.append(f"{name} {getattr(c, name):g} is above {MAX_LR:g}: no model here trains at such a rate")
     if c.weight_decay < 0:
         p.append(f"weight_decay must be >= 0, not {c.weight_decay}")
     p.choice("schedule", SCHEDULES)
@@ -310,6 +353,8 @@ def _check_optimisation(c: TrainConfig) -> list[str]:
     p.positive("grad_clip", allow_none=True, integer=False)
     p.within("label_smoothing", 0, 1, "[)")
     p.positive("patience", allow_none=True)
+    if c.min_steps < 0:
+        p.append(f"min_steps must be >= 0, not {c.min_steps}")
     p.choice("metric", METRICS)
     return p
 
@@ -318,6 +363,8 @@ def _check_distillation(c: TrainConfig) -> list[str]:
     p = _Problems(c)
     p.within("distill_weight", 0, 1, "[]")
     p.positive("distill_temperature", integer=False)
+    if c.distill_temperature > MAX_TEMPERATURE:
+        p.append(f"distill_temperature must be at most {MAX_TEMPERATURE:g}, not {c.distill_temperature:g}")
     return p
 
 
@@ -330,6 +377,102 @@ def _check_runtime(c: TrainConfig) -> list[str]:
         p.append(f"log_every must be >= 0, not {c.log_every}")
     p.choice("tensorboard", TENSORBOARD)
     return p
+
+
+def _coerce_types(c: TrainConfig) -> list[str]:
+    """Every field to the type it is declared with, as YAML, JSON and flags may spell it: numbers
+    from numeric strings (PyYAML reads ``1e-3`` as a string), tuples from comma-separated text or
+    lists, booleans only from booleans (a quoted ``"false"`` is refused, never true). Returns the
+    problems: a value of another type, or a non-finite number."""
+    problems = []
+    for f in fields(c):
+        value = getattr(c, f.name)
+        if value is None or f.name == "extra":
+            continue
+        kind = _FIELD_KINDS[f.name]
+        try:
+            setattr(c, f.name, _COERCE[kind](value))
+        except (TypeError, ValueError) as e:
+            problems.append(f"{f.name} must be {_KIND_WORDS[kind]}, not {value!r}" + (f" ({e})" if str(e) else ""))
+    if not isinstance(c.extra, dict):
+        problems.append(f"extra must be a mapping, not {c.extra!r}")
+    return problems
+
+
+def _to_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    raise TypeError("")
+
+
+def _to_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise TypeError("")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
+        return int(v)
+    raise TypeError("")
+
+
+def _to_float(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise TypeError("")
+    x = float(v)
+    if not math.isfinite(x):
+        raise ValueError("")
+    return x
+
+
+def _to_str(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    raise TypeError("")
+
+
+def _to_column(v: Any) -> str | int:
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise TypeError("")
+    return v
+
+
+def _items(v: Any) -> list:
+    if isinstance(v, str):
+        return [x.strip() for x in v.split(",") if x.strip()]
+    if isinstance(v, (list, tuple)):
+        return list(v)
+    raise TypeError("")
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "bool": _to_bool, "int": _to_int, "float": _to_float, "str": _to_str, "column": _to_column,
+    "floats": lambda v: tuple(_to_float(x) for x in _items(v)),
+    "ints": lambda v: tuple(_to_int(x) for x in _items(v)),
+    "strs": lambda v: tuple(_to_str(x) for x in _items(v)),
+}
+_KIND_WORDS = {"bool": "true or false", "int": "an integer", "float": "a finite number", "str": "a string",
+               "column": "a column name or index", "floats": "numbers separated by commas",
+               "ints": "integers separated by commas", "strs": "names separated by commas"}
+
+
+def _field_kinds() -> dict[str, str]:
+    """Field name -> how its value is coerced, read off the type hints."""
+    import typing
+
+    hints = typing.get_type_hints(TrainConfig)
+    out = {}
+    for name, hint in hints.items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and args else hint
+        if name in ("text_column", "label_column"):
+            out[name] = "column"
+        elif typing.get_origin(base) is tuple:
+            out[name] = {float: "floats", int: "ints", str: "strs"}[typing.get_args(base)[0]]
+        else:
+            out[name] = {bool: "bool", int: "int", float: "float", str: "str"}.get(base, "any")
+    return out
 
 
 _CHECKS: tuple[Callable[[TrainConfig], list[str]], ...] = (
@@ -369,3 +512,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 def _relative_to(base: Path, path: str) -> str:
     return str(base / path) if path and not os.path.isabs(path) and (base / path).exists() else path
+
+
+_FIELD_KINDS = _field_kinds()
+_COERCE["any"] = lambda v: v

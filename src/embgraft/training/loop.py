@@ -270,9 +270,12 @@ def _end_epoch(run: _Run, epoch: int, *, train_loss: float, n_seen: int, seconds
         if run.writer is not None:
             for k in ("train_loss", "dev_loss", "dev_accuracy", "dev_macro_f1", "lr", "samples_per_s"):
                 run.writer.add_scalar(k, row[k], epoch + 1)
-    if config.patience is not None and state["bad_epochs"] >= config.patience:
+    # patience counts epochs, but only once min_steps updates are done: 900 titles are 4 steps an
+    # epoch, and 3 epochs of them stopped a bag at 0.26 test accuracy that reached 0.67 when let run
+    if config.patience is not None and state["bad_epochs"] >= config.patience and state["step"] >= config.min_steps:
         if d.main:
-            run.log(f"early stop: no dev {config.metric} gain for {config.patience} epochs")
+            run.log(f"early stop: no dev {config.metric} gain for {state['bad_epochs']} epochs "
+                    f"({state['step']} steps)")
         return True
     return False
 

@@ -109,9 +109,9 @@ def embedding_rows(config: TrainConfig, train_texts: list[str]) -> tuple[GraftRe
         result = GraftResult.load(config.graft)
         report = result.report.to_dict()
     else:
-        recipe = Recipe(level=config.level, max_len=config.max_len)
+        recipe = Recipe(level=config.tokenizer_level, max_len=config.max_len)
         tokenize = recipe.tokenizer()
-        vocab = Vocab.build((tokenize(t) for t in train_texts), level=config.level, recipe=recipe)
+        vocab = Vocab.build((tokenize(t) for t in train_texts), level=config.tokenizer_level, recipe=recipe)
         weights = np.zeros((len(vocab), config.embedding_dim), dtype=np.float32)
         provenance = [Provenance("special" if vocab.is_special(t) else RANDOM_METHOD, "", ()) for t in vocab.tokens]
         stub = GraftReport.build(vocab=vocab, provenance=provenance, sources=[], config={},
