@@ -36,12 +36,14 @@ _EXPORTS = {
     "MalformedFileError": "embgraft.errors",
     "OutputExistsError": "embgraft.errors",
     "CheckpointError": "embgraft.errors",
+    "NonFiniteLossError": "embgraft.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from embgraft.errors import CheckpointError, ConfigError, EmbgraftError, MalformedFileError, OutputExistsError
+    from embgraft.errors import (CheckpointError, ConfigError, EmbgraftError, MalformedFileError, NonFiniteLossError,
+                                 OutputExistsError)
     from embgraft.grafting.cascade import graft
     from embgraft.grafting.config import GraftConfig
     from embgraft.grafting.result import GraftReport, GraftResult, Provenance

@@ -26,5 +26,9 @@ class OutputExistsError(EmbgraftError, FileExistsError):
     """An output that already exists and would be overwritten without --force."""
 
 
+class NonFiniteLossError(EmbgraftError):
+    """Training produced a nan or infinite loss: the run stops, and nothing of it is kept as best."""
+
+
 class CheckpointError(EmbgraftError):
     """A checkpoint that cannot be read: missing files, unknown layout, no such hub repository."""

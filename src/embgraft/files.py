@@ -20,9 +20,10 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any, Iterator, Mapping, Sequence
 
-from embgraft.errors import MalformedFileError, OutputExistsError
+from embgraft.errors import ConfigError, MalformedFileError, OutputExistsError
 
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
@@ -35,17 +36,62 @@ def _umask() -> int:
     return mask
 
 
-def check_writable(out: str | os.PathLike, *, force: bool) -> Path:
+@dataclass(frozen=True)
+class OutputKind:
+    """What a command writes at its output path, so ``--force`` replaces only its own kind: a
+    directory holding ``marker`` (a run directory holds ``config.json``), or a file
+    (``marker`` None, ``directory`` False)."""
+
+    what: str
+    directory: bool
+    marker: str | None = None
+
+
+FILE = OutputKind("file", directory=False)
+DIRECTORY = OutputKind("directory", directory=True)
+
+
+def check_writable(out: str | os.PathLike, *, force: bool, kind: OutputKind | None = None,
+                   inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
+    """``out`` may be written: it is not empty, not the working directory or one of its parents,
+    not (and does not contain) any of ``inputs``; if it exists, ``force`` is given and it is of
+    ``kind`` -- a file where a file goes, an empty directory or one holding the kind's marker
+    where a directory goes. Raises :class:`OutputExistsError` (or :class:`ConfigError` for a path
+    that can never be an output) naming the path."""
+    if not str(out).strip():
+        raise ConfigError("the output path is empty (an unset shell variable?)")
     out = Path(out)
-    if out.exists() and not force:
+    here, target = Path.cwd().resolve(), out.resolve()
+    if target == here or target in here.parents:
+        raise ConfigError(f"{out} is the working directory or one of its parents: give a folder of its own")
+    for item in inputs:
+        if item is None or not str(item).strip():
+            continue
+        source = Path(item).resolve()
+        if source == target or target in source.parents:
+            raise ConfigError(f"{out} is or contains the input {item}: write the output somewhere else")
+    if not os.path.lexists(out):
+        return out
+    if not force:
         raise OutputExistsError(f"{out} exists; pass --force (force=True) to overwrite it")
+    if kind is not None:
+        if kind.directory and not out.is_dir():
+            raise OutputExistsError(f"{out} is a file and a {kind.what} goes there; --force replaces only a "
+                                    f"{kind.what}")
+        if not kind.directory and out.is_dir():
+            raise OutputExistsError(f"{out} is a directory and a {kind.what} goes there; --force replaces only "
+                                    f"a {kind.what}")
+        if kind.marker is not None and any(out.iterdir()) and not (out / kind.marker).exists():
+            raise OutputExistsError(f"{out} is not a {kind.what} (it has no {kind.marker}); --force replaces only "
+                                    f"a {kind.what}, so it is left as it is")
     return out
 
 
-def check_outputs(outs: list[str | os.PathLike | None], *, force: bool) -> list[Path]:
-    """Every output of one command, checked before any is written: none may exist (without
-    ``force``) and no two may be the same path."""
-    paths = [check_writable(o, force=force) for o in outs if o is not None]
+def check_outputs(outs: list, *, force: bool, inputs: Sequence[str | os.PathLike | None] = ()) -> list[Path]:
+    """Every output of one command -- a path, or ``(path, kind)`` -- checked before any is written
+    (:func:`check_writable`), and no two the same path."""
+    pairs = [o if isinstance(o, tuple) else (o, None) for o in outs]
+    paths = [check_writable(o, force=force, kind=k, inputs=inputs) for o, k in pairs if o is not None]
     resolved = [p.resolve() for p in paths]
     for i, p in enumerate(resolved):
         if p in resolved[:i]:
@@ -54,10 +100,59 @@ def check_outputs(outs: list[str | os.PathLike | None], *, force: bool) -> list[
 
 
 @contextlib.contextmanager
-def atomic_output(out: str | os.PathLike, *, force: bool, directory: bool) -> Iterator[Path]:
+def exclusive(out: str | os.PathLike) -> Iterator[None]:
+    """Held while a command writes ``out`` over a long time (a training run): a second process
+    writing the same path is refused at once instead of mixing its files in. A lock file beside
+    ``out`` (``fcntl.flock``; where there is no fcntl, nothing is locked)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.lock"
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputExistsError(f"{out} is being written by another embgraft process (lock {lock})") from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def temp_dir_beside(out: str | os.PathLike) -> Path:
+    """An empty private directory beside ``out``, to be put in its place by :func:`put_in_place`."""
+    out = Path(out)
+    _make_parents(out.parent)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+
+
+def put_in_place(tmp: Path, out: Path) -> None:
+    """``tmp`` (from :func:`temp_dir_beside`) becomes ``out`` in one step, replacing what is there."""
+    mask = _umask()
+    for p in [tmp, *tmp.rglob("*")]:
+        p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
+    _put_in_place(tmp, out, force=True)
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete a file or a whole directory (a temporary one, or a run that failed before its first
+    checkpoint)."""
+    _remove(Path(path))
+
+
+@contextlib.contextmanager
+def atomic_output(out: str | os.PathLike, *, force: bool, directory: bool, kind: OutputKind | None = None,
+                  inputs: Sequence[str | os.PathLike | None] = ()) -> Iterator[Path]:
     """Yields a temporary path beside ``out`` -- an empty directory, or a file path to write --
-    that becomes ``out`` when the block succeeds. ``out`` must not exist unless ``force``."""
-    out = check_writable(out, force=force)
+    that becomes ``out`` when the block succeeds. ``out`` must not exist unless ``force``, and
+    then only as ``kind`` (default: a directory where a directory goes, a file where a file goes)."""
+    out = check_writable(out, force=force, kind=kind or (DIRECTORY if directory else FILE), inputs=inputs)
     made = _make_parents(out.parent)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -82,15 +177,17 @@ def atomic_output(out: str | os.PathLike, *, force: bool, directory: bool) -> It
         raise
 
 
-def atomic_dir(out: str | os.PathLike, *, force: bool) -> contextlib.AbstractContextManager[Path]:
+def atomic_dir(out: str | os.PathLike, *, force: bool, kind: OutputKind | None = None,
+               inputs: Sequence[str | os.PathLike | None] = ()) -> contextlib.AbstractContextManager[Path]:
     """:func:`atomic_output` for a directory."""
-    return atomic_output(out, force=force, directory=True)
+    return atomic_output(out, force=force, directory=True, kind=kind, inputs=inputs)
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, *, force: bool, mode: str = "w") -> Iterator[IO]:
+def atomic_file(path: str | os.PathLike, *, force: bool, mode: str = "w",
+                inputs: Sequence[str | os.PathLike | None] = ()) -> Iterator[IO]:
     """:func:`atomic_output` for a file, opened (UTF-8 text with ``\\n`` line ends unless binary)."""
-    with atomic_output(path, force=force, directory=False) as tmp:
+    with atomic_output(path, force=force, directory=False, inputs=inputs) as tmp:
         kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
         with open(tmp, mode, **kwargs) as f:
             yield f

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # subcommand -> (module, one-line help)
@@ -45,19 +46,35 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
-    except (EmbgraftError, OSError, ImportError, KeyboardInterrupt) as exc:
+    except BrokenPipeError:  # `embgraft predict ... | head`: the reader had enough
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
         if args.debug:
             raise
-        message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _one_line(exc)
+        hint = " (a run with a checkpoint continues with --resume)" if args.command == "train" else ""
+        print(f"embgraft {args.command}: interrupted{hint}", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: one line, never a traceback without --debug
+        if args.debug:
+            raise
+        message = _one_line(exc)
+        if not isinstance(exc, (EmbgraftError, OSError, ImportError)):
+            # a problem the library did not put into words: say what it was, and how to see more
+            message = f"{type(exc).__name__}: {message} (--debug shows where)"
         print(f"embgraft {args.command}: error: {message}", file=sys.stderr)
-        return 130 if isinstance(exc, KeyboardInterrupt) else 2
+        return 2
 
 
 def _one_line(exc: BaseException) -> str:
     """The message, file first: an ``OSError`` from ``open`` reads ``FILE: Is a directory``."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
+        # an output is written under a temporary name beside it: name the output the user gave
+        return f"{_TEMP_NAME.sub(lambda m: m.group(1) + m.group(2), str(exc.filename))}: {exc.strerror}"
     return " ".join(str(exc).split("\n"))
+
+
+_TEMP_NAME = re.compile(r"(^|/)\.([^/]+?)\.tmp-[^/]*")
 
 
 if __name__ == "__main__":  # pragma: no cover

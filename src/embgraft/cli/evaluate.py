@@ -17,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-bad-row", choices=list(ON_BAD_ROW), default="error",
                    help="a row with no label, an empty text or a label the run does not know")
     p.add_argument("--n-errors", type=int, default=20, help="most confident mistakes kept in errors.tsv (default 20)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="hf runs: allow code the run's encoder config names (off: a run never decides that)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
 
     evaluate_run(args.run, args.data, out=args.out, fmt=args.corpus_format, text_column=args.text_column,
                  label_column=args.label_column, on_bad_row=args.on_bad_row, n_errors=args.n_errors,
-                 force=args.force)
+                 force=args.force, trust_remote_code=args.trust_remote_code)
     return 0

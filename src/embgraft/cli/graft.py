@@ -26,13 +26,17 @@ def run(args: argparse.Namespace) -> int:
     from embgraft.files import check_outputs
     from embgraft.grafting.cascade import graft
 
-    outputs = [args.out, args.export_word2vec]
-    check_outputs(outputs, force=args.force)  # every output, before the long part
+    from embgraft.files import FILE
+    from embgraft.grafting.result import GRAFT_DIR
+
+    outputs = [(args.out, GRAFT_DIR), (args.export_word2vec, FILE)]
+    inputs = [*(args.corpus or []), args.vocab, *args.source, args.source_vocab, args.user_dict]
+    check_outputs(outputs, force=args.force, inputs=inputs)  # every output, before the long part
     config = graft_config_from_args(args)
     vocab = vocab_from_args(args)  # it carries its recipe into the graft's recipe.json
     result = graft(vocab, open_sources(args, config), config=config, progress=not args.no_progress)
-    check_outputs(outputs, force=args.force)  # and again before writing any
-    result.save(args.out, force=args.force)
+    check_outputs(outputs, force=args.force, inputs=inputs)  # and again before writing any
+    result.save(args.out, force=args.force, inputs=inputs)
     if args.export_word2vec:
         result.export_word2vec(args.export_word2vec, force=args.force)
     print(f"grafted {len(vocab):,} tokens x {result.weights.shape[1]} dims "

@@ -20,13 +20,14 @@ import numpy as np
 from embgraft.console import quiet
 from embgraft.errors import ConfigError
 from embgraft.evaluation.stats import compare_table, paired_test, summarise_results
-from embgraft.files import atomic_dir, atomic_file, check_writable, write_json
+from embgraft.files import OutputKind, atomic_dir, atomic_file, check_writable, write_json
 from embgraft.training.config import TrainConfig
 
 COMPARE_FILE = "compare.json"
 COMPARE_CSV = "compare.csv"
 COMPARE_PLOT = "compare.png"
 RUNS_DIR = "runs"
+COMPARE_DIR = OutputKind("compare directory", directory=True, marker=COMPARE_FILE)
 
 BASELINE_NAME = "tfidf+linearsvc"
 PAIRED_TEST = "mcnemar"
@@ -72,11 +73,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z._-]+", "-", text).strip("-") or "run"
 
 
-def correct_on(run: Path, texts: list[str], labels: np.ndarray) -> np.ndarray:
+def correct_on(run: Path, texts: list[str], labels: np.ndarray, *, trust_remote_code: bool = False) -> np.ndarray:
     """(n,) bool: whether the run's best weights classify each text correctly."""
     from embgraft.training.classifier import Classifier
 
-    clf = Classifier.load(run)
+    clf = Classifier.load(run, trust_remote_code=trust_remote_code)
     return clf.predict_proba(texts).argmax(axis=1) == labels
 
 
@@ -114,14 +115,15 @@ def compare(base: TrainConfig, *, setups: Sequence[Setup], seeds: int, out: str 
     bad = [f for f in train_fractions if not 0 < f <= 1]
     if bad:
         raise ConfigError(f"train fractions must be in (0, 1], not {bad}")
-    out = check_writable(Path(out), force=force)
+    inputs = (base.train, base.dev, base.test, base.data, base.classes, *(s.graft for s in setups))
+    out = check_writable(Path(out), force=force, kind=COMPARE_DIR, inputs=inputs)
     data = read_labelled(base, log=log)  # one read for the test items and the baseline
     (_, _), (_, _), (test_ex, test_y) = data.splits
     if test_ex is None:
         raise ConfigError("compare needs a test set: --test FILE (or --data with --split)")
     started = time.perf_counter()
     results, correct, baselines = [], {}, {}
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, kind=COMPARE_DIR, inputs=inputs) as tmp:
         for frac in train_fractions:
             # the baseline sees exactly the training texts the neural runs see at this fraction
             frac_data = read_labelled(replace(base, train_fraction=frac), log=quiet)
@@ -138,7 +140,7 @@ def compare(base: TrainConfig, *, setups: Sequence[Setup], seeds: int, out: str 
                     rel = Path(RUNS_DIR) / _slug(s.name) / f"fraction-{frac:g}-seed-{seed}"
                     outcome = train(cfg, out=tmp / rel, force=True, progress=progress, log=quiet)
                     test = outcome.metrics["test"]
-                    ok = correct_on(tmp / rel, test_ex.texts, test_y)
+                    ok = correct_on(tmp / rel, test_ex.texts, test_y, trust_remote_code=base.trust_remote_code)
                     correct.setdefault((s.name, frac), []).append(ok)
                     results.append({"setup": s.name, "seed": seed, "train_fraction": frac,
                                     "test": {k: test[k] for k in ("accuracy", "macro_f1", "loss")},

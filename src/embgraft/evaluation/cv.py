@@ -18,7 +18,7 @@ import numpy as np
 from embgraft.console import quiet
 from embgraft.errors import ConfigError
 from embgraft.evaluation.stats import summarise_results
-from embgraft.files import atomic_file, atomic_dir, check_writable, write_json
+from embgraft.files import OutputKind, atomic_dir, atomic_file, check_writable, write_json
 from embgraft.training.config import TrainConfig
 from embgraft.training.data import Examples, stratified_split
 from embgraft.training.loop import train
@@ -26,6 +26,7 @@ from embgraft.training.prepare import read_splits
 
 CV_FILE = "cv.json"
 CV_CSV = "cv.csv"
+CV_DIR = OutputKind("cv directory", directory=True, marker=CV_FILE)
 
 
 def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: bool = False, progress: bool = False,
@@ -40,7 +41,8 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
     if base.teachers:
         raise ConfigError("cv does not take teachers: runs trained outside the folds have seen each fold's test "
                           "texts, so the scores would leak")
-    out = check_writable(Path(out), force=force)
+    inputs = (base.train, base.dev, base.test, base.data, base.classes, base.graft)
+    out = check_writable(Path(out), force=force, kind=CV_DIR, inputs=inputs)
     parts = [ex for ex in read_splits(replace(base, train_fraction=1.0)) if ex is not None]
     texts = [t for ex in parts for t in ex.texts]
     labels = [y for ex in parts for y in ex.labels]
@@ -49,7 +51,7 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
         raise ConfigError(f"a class has only {smallest} examples: too few for {folds} stratified folds")
     kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=base.seed)
     rows = []
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, kind=CV_DIR, inputs=inputs) as tmp:
         for k, (rest, held) in enumerate(kfold.split(np.zeros(len(labels)), labels), start=1):
             fold_dir = tmp / f"fold-{k}"
             data_dir = fold_dir / "data"

@@ -33,7 +33,7 @@ from embgraft.evaluation.metrics import read_errors_tsv
 from embgraft.evaluation.run import DRIFT_FILE, ERRORS_FILE
 from embgraft.evaluation.run import METRICS_FILE as EVAL_METRICS_FILE
 from embgraft.evaluation.stats import summarise_results
-from embgraft.files import atomic_file, check_writable, read_json
+from embgraft.files import FILE, atomic_file, check_writable, read_json
 from embgraft.training import rundir
 from embgraft.training.data import LabelSet
 
@@ -468,7 +468,7 @@ def write_report(path: str | os.PathLike, *, out: str | os.PathLike | None = Non
     if not src.is_dir():
         raise EmbgraftError(f"{src} is not a directory")
     target = Path(out) if out is not None else src / REPORT_FILE
-    check_writable(target, force=force)  # fail before drawing anything
+    check_writable(target, force=force, kind=FILE)  # fail before drawing anything
     is_compare = (src / COMPARE_FILE).is_file()
     is_run = any((src / f).is_file() for f in (rundir.CONFIG_FILE, rundir.METRICS_FILE, rundir.LABELS_FILE))
     if not (is_compare or is_run):

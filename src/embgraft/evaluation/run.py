@@ -15,7 +15,7 @@ from typing import Any
 
 from embgraft.evaluation.drift import drift_for_run
 from embgraft.evaluation.metrics import compute_metrics, confident_errors, metrics_table, write_errors_tsv
-from embgraft.files import atomic_dir, check_writable, write_json
+from embgraft.files import OutputKind, atomic_dir, check_writable, write_json
 from embgraft.training import rundir
 from embgraft.training.data import read_examples
 
@@ -23,6 +23,7 @@ EVALUATION_DIR = rundir.EVALUATION_DIR
 METRICS_FILE = "metrics.json"
 ERRORS_FILE = "errors.tsv"
 DRIFT_FILE = "drift.json"
+EVALUATION = OutputKind("evaluation directory", directory=True, marker=METRICS_FILE)
 # plot file -> what it draws
 PLOT_FILES = {"confusion": "confusion.png", "roc": "roc.png", "pr": "pr.png", "reliability": "reliability.png",
               "drift": "drift.png"}
@@ -30,7 +31,8 @@ PLOT_FILES = {"confusion": "confusion.png", "roc": "roc.png", "pr": "pr.png", "r
 
 def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, *, out: str | os.PathLike | None = None,
                  fmt: str | None = None, text_column: str | None = None, label_column: str | None = None,
-                 on_bad_row: str = "error", n_errors: int = 20, force: bool = False, log=print) -> dict[str, Any]:
+                 on_bad_row: str = "error", n_errors: int = 20, force: bool = False, trust_remote_code: bool = False,
+                 log=print) -> dict[str, Any]:
     """Score a run directory on a labelled file; write ``metrics.json``, ``errors.tsv``,
     ``drift.json`` and the plots into ``out`` (default ``RUN/evaluation``) and print the table.
 
@@ -42,8 +44,9 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, *, out: str | 
 
     run = Path(run)
     target = Path(out) if out is not None else run / EVALUATION_DIR
-    check_writable(target, force=force)  # before the model is loaded and the data scored
-    clf = Classifier.load(run)
+    # before the model is loaded and the data scored; the evaluated run and data are never replaced
+    check_writable(target, force=force, kind=EVALUATION, inputs=(run, data))
+    clf = Classifier.load(run, trust_remote_code=trust_remote_code)
     examples = read_examples(data, fmt=fmt, text_column=text_column, label_column=label_column,
                              on_bad_row=on_bad_row)
     y, examples = clf.labels.encode(examples, on_bad_row=on_bad_row)
@@ -54,7 +57,7 @@ def evaluate_run(run: str | os.PathLike, data: str | os.PathLike, *, out: str | 
     drift = None
     if clf.model.embedding is not None and (run / rundir.INIT_FILE).is_file():
         drift = drift_for_run(run, clf.model.embedding.full_weight().detach().cpu().numpy())
-    with atomic_dir(target, force=force) as tmp:
+    with atomic_dir(target, force=force, kind=EVALUATION, inputs=(run, data)) as tmp:
         write_json(tmp / METRICS_FILE, metrics)
         write_errors_tsv(tmp / ERRORS_FILE, errors)
         plot_confusion(metrics["confusion"]["counts"], clf.labels.names, tmp / PLOT_FILES["confusion"])

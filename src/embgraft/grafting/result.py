@@ -25,7 +25,8 @@ import numpy as np
 
 from embgraft.console import format_table
 from embgraft.errors import MalformedFileError
-from embgraft.files import atomic_dir, atomic_file, escape_field, read_json, unescape_field, write_json
+from embgraft.files import (FILE, OutputKind, atomic_dir, atomic_file, escape_field, read_json, unescape_field,
+                            write_json)
 from embgraft.text.tokenize import Recipe
 from embgraft.text.vocab import Vocab
 
@@ -34,6 +35,7 @@ EMBEDDING_KEY = "embedding"
 VOCAB_FILE = "vocab.txt"
 PROVENANCE_FILE = "provenance.tsv"
 REPORT_FILE = "graft_report.json"
+GRAFT_DIR = OutputKind("graft directory", directory=True, marker=EMBEDDING_FILE)
 # stages in cascade order; a method "normalised:nfkc+lower" belongs to stage "normalised"
 STAGES = ("special", "exact", "normalised", "composed", "init")
 # methods whose rows came from a source unchanged: `partial` fine-tuning freezes these
@@ -247,10 +249,13 @@ class GraftResult:
         return np.array([p.stage in FOUND_STAGES for p in self.provenance], dtype=bool)
 
     # -- files --------------------------------------------------------------------------------------
-    def save(self, out: str | os.PathLike, *, force: bool = False) -> Path:
+    def save(self, out: str | os.PathLike, *, force: bool = False,
+             inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
+        """Write the graft directory ``out``; ``--force`` replaces only a graft directory, and never
+        one that is or holds one of ``inputs`` (the corpus, the sources)."""
         from safetensors.numpy import save_file
 
-        with atomic_dir(out, force=force) as tmp:
+        with atomic_dir(out, force=force, kind=GRAFT_DIR, inputs=inputs) as tmp:
             # bfloat16 has no NumPy dtype: stored as float32 holding bf16 values, cast on load
             save_file({EMBEDDING_KEY: np.ascontiguousarray(self.weights)}, str(tmp / EMBEDDING_FILE),
                       metadata={"format": "embgraft", "dtype": self.dtype})

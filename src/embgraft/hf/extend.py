@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from embgraft.console import format_table
 from embgraft.errors import CheckpointError, ConfigError, MalformedFileError
-from embgraft.files import atomic_dir, check_writable, write_json
+from embgraft.files import OutputKind, atomic_dir, check_writable, write_json
 from embgraft.hf import import_transformers
 from embgraft.hf.repository import Repository
 from embgraft.hf.tokenizer import SourceTokenizer
@@ -27,6 +27,7 @@ from embgraft.text.vocab import Vocab
 
 REPORT_FILE = "extend_report.json"
 METHODS = ("mean-of-pieces", "mean-of-all")
+EXTENDED = OutputKind("extended checkpoint", directory=True, marker=REPORT_FILE)
 # auto classes tried, in order, for an architecture that only the checkpoint's own code knows
 _REMOTE_AUTO_CLASSES = ("AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModelForSeq2SeqLM", "AutoModel")
 
@@ -176,7 +177,8 @@ def extend(
     ``rows_after`` covers the new tokenizer and is rounded up to ``pad_to_multiple_of``.
     """
     started = time.perf_counter()
-    check_writable(out, force=force)  # fail before loading a large model, not after
+    inputs = [model, *([corpus] if isinstance(corpus, (str, os.PathLike)) else corpus or [])]
+    check_writable(out, force=force, kind=EXTENDED, inputs=inputs)  # before loading a large model, not after
     problems = []
     if (tokens is None) == (corpus is None):
         problems.append("give either tokens or a corpus")
@@ -260,7 +262,7 @@ def extend(
                           n_tokens_after=n_tokens_after, rows_before=rows_before, rows_after=rows_after,
                           pad_to_multiple_of=pad_to_multiple_of, output_head=output_head, added=added,
                           skipped=skipped, notes=list(view.notes))
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, kind=EXTENDED, inputs=inputs) as tmp:
         net.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         report.seconds = time.perf_counter() - started

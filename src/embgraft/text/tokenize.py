@@ -177,6 +177,19 @@ class Recipe:
         unknown = sorted(set(d) - {f.name for f in fields(cls)})
         if unknown:
             raise MalformedFileError(path, None, f"unknown recipe field(s): {', '.join(unknown)}")
+        types = {"level": str, "user_dict": (str, type(None)), "lowercase": bool, "max_len": (int, type(None))}
+        wrong = [f"{k} is {type(v).__name__}" for k, v in d.items() if not isinstance(v, types[k])]
+        if wrong:
+            raise MalformedFileError(path, None, "bad recipe field(s): " + ", ".join(wrong))
         if d.get("user_dict"):
-            d["user_dict"] = str(Path(directory) / d["user_dict"])
-        return cls(**d)
+            # a bundle's paths stay inside it: the dictionary is always saved beside recipe.json
+            base = Path(directory).resolve()
+            user = (base / d["user_dict"]).resolve()
+            if user.parent != base:
+                raise MalformedFileError(path, None, f"user_dict {d['user_dict']!r} is outside {directory}: a recipe "
+                                                     f"names its dictionary as {USER_DICT_FILE} beside it")
+            d["user_dict"] = str(Path(directory) / user.name)
+        try:
+            return cls(**d)
+        except ConfigError as e:
+            raise MalformedFileError(path, None, str(e)) from None

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from embgraft.errors import ConfigError, MalformedFileError
 from embgraft.files import read_json
 from embgraft.models.spec import MODELS
-from embgraft.text.corpus import FORMAT_ALIASES
+from embgraft.text.corpus import FORMAT_ALIASES, first_undecodable_line
 from embgraft.text.tokenize import TOKENIZERS
 from embgraft.training.data import ON_BAD_ROW
 
@@ -37,7 +37,7 @@ _PATH_KEYS = ("train", "dev", "test", "data", "classes", "graft", "hf_model")
 _PATH_LIST_KEYS = ("teachers",)
 # what a run directory's config.json records beside the settings (training.rundir.start); a run's
 # config.json given back as --config ignores them
-RUN_FACTS = ("graft_dir", "embgraft_version", "torch_version", "n_classes", "n_tokens", "dim")
+RUN_FACTS = ("graft_dir", "embgraft_version", "torch_version", "n_classes", "n_tokens", "dim", "data_files")
 # the optimisation each model's shipped config found on the THUCNews dev split
 # (configs/thucnews-*.yaml); hf: the usual BERT fine-tuning recipe, as the m3e-small experiment ran it
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -485,7 +485,11 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if path.suffix.lower() == ".json":
         data = read_json(path)
     else:
-        text = path.read_text(encoding="utf-8-sig")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise MalformedFileError(path, first_undecodable_line(path), f"not valid UTF-8 ({e.reason}): save the "
+                                     "config as UTF-8") from None
         import yaml  # a dependency
 
         try:

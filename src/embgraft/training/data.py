@@ -16,7 +16,7 @@ import numpy as np
 
 from embgraft.errors import ConfigError, MalformedFileError
 from embgraft.files import atomic_file
-from embgraft.text.corpus import iter_records
+from embgraft.text.corpus import first_undecodable_line, iter_records
 
 PathLike = Union[str, "os.PathLike[str]"]
 ON_BAD_ROW = ("error", "skip")
@@ -119,8 +119,11 @@ class LabelSet:
     @classmethod
     def load(cls, path: PathLike) -> "LabelSet":
         """One class name per line (blank lines ignored), ids in line order."""
-        with open(path, encoding="utf-8-sig") as f:
-            names = [ln.strip() for ln in f if ln.strip()]
+        try:
+            with open(path, encoding="utf-8-sig") as f:
+                names = [ln.strip() for ln in f if ln.strip()]
+        except UnicodeDecodeError as e:
+            raise MalformedFileError(path, first_undecodable_line(path), f"not valid UTF-8 ({e.reason})") from None
         if not names:
             raise MalformedFileError(path, None, "no class names")
         return cls(names)

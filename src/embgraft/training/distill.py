@@ -20,10 +20,10 @@ from embgraft.training.rundir import MODEL_FILE
 
 
 def teacher_targets(runs: Sequence[str], texts: Sequence[str], labels: np.ndarray, class_names: Sequence[str], *,
-                    temperature: float, log=print) -> np.ndarray:
+                    temperature: float, trust_remote_code: bool = False, log=print) -> np.ndarray:
     """(len(texts), n_classes) float32: the mean over ``runs`` of their probabilities at
     ``temperature``, columns in ``class_names``' order (``labels``: the texts' class ids, only
-    for the log).
+    for the log). ``trust_remote_code`` is the caller's, never a teacher's own config.
 
     A run's probabilities ``p`` at temperature ``T`` are ``softmax(logits / T)``, which is
     ``p ** (1 / T)`` renormalised: the run's served probabilities are enough.
@@ -33,15 +33,17 @@ def teacher_targets(runs: Sequence[str], texts: Sequence[str], labels: np.ndarra
     # building a teacher draws initial weights from the global RNG: fork it, so that a student's
     # dropout masks and batches are the same with and without teachers
     with torch.random.fork_rng(devices=[]):
-        return _teacher_targets(runs, texts, labels, class_names, temperature=temperature, log=log)
+        return _teacher_targets(runs, texts, labels, class_names, temperature=temperature,
+                                trust_remote_code=trust_remote_code, log=log)
 
 
-def _teacher_targets(runs, texts, labels, class_names, *, temperature: float, log) -> np.ndarray:
+def _teacher_targets(runs, texts, labels, class_names, *, temperature: float, trust_remote_code: bool,
+                     log) -> np.ndarray:
     total = np.zeros((len(texts), len(class_names)), dtype=np.float64)
     for run in runs:
         if not (Path(run) / MODEL_FILE).is_file():
             raise ConfigError(f"teacher {run} is not a finished run directory (no {MODEL_FILE})")
-        teacher = Classifier.load(run)
+        teacher = Classifier.load(run, trust_remote_code=trust_remote_code)
         names = list(teacher.labels.names)
         missing = [c for c in class_names if c not in names]
         extra = [c for c in names if c not in class_names]
@@ -49,6 +51,8 @@ def _teacher_targets(runs, texts, labels, class_names, *, temperature: float, lo
             raise ConfigError(f"teacher {run} was trained on other classes: "
                               f"missing {missing}, not in this task {extra}")
         proba = teacher.predict_proba(list(texts))[:, [names.index(c) for c in class_names]]
+        if not np.isfinite(proba).all():
+            raise ConfigError(f"teacher {run} predicts non-finite probabilities (a run trained to nan?)")
         soft = np.power(np.clip(proba, 1e-12, None), 1.0 / temperature)
         total += soft / soft.sum(axis=1, keepdims=True)
         log(f"teacher {run}: accuracy {float((proba.argmax(axis=1) == labels).mean()):.4f} on the training texts")

@@ -10,6 +10,7 @@ optimisers, schedule, resumed state) above it, then per epoch ``_run_epoch`` (th
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
@@ -23,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from embgraft.console import quiet
-from embgraft.errors import OutputExistsError
+from embgraft.errors import NonFiniteLossError, OutputExistsError
+from embgraft.files import check_writable, exclusive, put_in_place, remove, temp_dir_beside
 from embgraft.training import rundir
 from embgraft.training.batches import batch_order, batches, predict_logits
 from embgraft.training.config import TrainConfig
@@ -84,26 +86,64 @@ def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, r
         torch.set_num_threads(config.threads)
     if resume:
         rundir.check_resumable(out, config)
-    elif out.exists() and not force:
+    elif os.path.lexists(out) and not force:
         raise OutputExistsError(f"{out} exists; pass --force to overwrite it or --resume to continue it")
+    else:  # a run directory is the only thing --force replaces, and never an input
+        check_writable(out, force=force, kind=rundir.RUN_DIR, inputs=rundir.config_inputs(config))
     device = pick_device(config.device, d)
     amp = amp_dtype(config.amp, device)
-    torch.manual_seed(config.seed)
-    say = log if d.main else quiet
-    prep = prepare(config, log=say)
-    soft = None  # (n_train, n_classes): the teachers' averaged probabilities, before anything is written
-    if config.teachers:
-        soft = torch.from_numpy(teacher_targets(config.teachers, prep.train_texts, prep.train.labels,
-                                                prep.labels.names, temperature=config.distill_temperature, log=say))
-    if d.main and not resume:
-        rundir.start(out, config=config, prep=prep)
-    prep.release_initial()  # written above, never read by training
-    release_freed_memory()
-    outcome = _fit(_Run(config, prep, soft=soft, out=out, d=d, device=device, amp=amp, progress=progress, log=log),
-                   resume=resume, stop_after_epoch=stop_after_epoch)
+    rundir.tensorboard_class(config.tensorboard)  # `on` needs the package: said before anything is written
+    with exclusive(out) if d.main else contextlib.nullcontext():
+        torch.manual_seed(config.seed)
+        say = log if d.main else quiet
+        prep = prepare(config, log=say)
+        soft = None  # (n_train, n_classes): the teachers' averaged probabilities, before anything is written
+        if config.teachers:
+            soft = torch.from_numpy(teacher_targets(config.teachers, prep.train_texts, prep.train.labels,
+                                                    prep.labels.names, temperature=config.distill_temperature,
+                                                    trust_remote_code=config.trust_remote_code, log=say))
+        with _run_directory(out, fresh=not resume, main=d.main) as where:
+            if d.main and not resume:
+                rundir.start(where.path, config=config, prep=prep)
+            prep.release_initial()  # written above, never read by training
+            release_freed_memory()
+            run = _Run(config, prep, soft=soft, out=where.path, d=d, device=device, amp=amp, progress=progress,
+                       log=log)
+            outcome = _fit(run, resume=resume, stop_after_epoch=stop_after_epoch)
+            where.finished = bool(outcome.metrics)
     end_distributed(d)
     release_freed_memory()
-    return outcome
+    return TrainOutcome(out if d.main else None, outcome.metrics, outcome.history)
+
+
+@dataclass
+class _Where:
+    path: Path
+    finished: bool = False
+
+
+@contextlib.contextmanager
+def _run_directory(out: Path, *, fresh: bool, main: bool):
+    """Where rank 0 writes the run. A resumed run: in place. A new one over an old run (``--force``):
+    a temporary directory beside it, swapped in when the run has finished, so a failed or killed
+    run leaves the old one as it was. A new one where nothing was: in place (an interrupted run
+    can then be resumed), removed again if it fails before its first checkpoint."""
+    if not main or not fresh:
+        yield _Where(out)
+        return
+    replacing = os.path.lexists(out)
+    where = _Where(temp_dir_beside(out) if replacing else out)
+    try:
+        yield where
+    except BaseException:
+        if replacing or not (out / rundir.CKPT_DIR / rundir.LAST_STATE).is_file():
+            remove(where.path)  # nothing of it could be resumed
+        raise
+    if replacing:
+        if where.finished:
+            put_in_place(where.path, out)
+        else:  # stopped early on purpose (an interruption simulated): the old run stays
+            remove(where.path)
 
 
 # --- the loop ----------------------------------------------------------------------------------
@@ -177,7 +217,7 @@ def _setup(run: _Run, *, resume: bool) -> None:
                  "train_seconds": 0.0, "n_seen": 0}
     if resume:
         run.state = rundir.load_checkpoint(run.out, model=run.model, optimizers=run.optimizers,
-                                           schedule=run.schedule, device=run.device)
+                                           schedule=run.schedule, device=run.device, rank=d.rank)
         run.steps = rundir.read_steps(run.out, up_to_step=run.state["step"]) if d.main else []
         run.log(f"resuming {run.out} after epoch {run.state['epoch']}")
         if run.keep_best and run.state["best"] is not None:
@@ -223,7 +263,11 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[float, int, float]:
             opt.step()
         state["step"] += 1
         n_seen += len(labels)
-        loss_sum += float(loss.detach()) * len(labels)
+        step_loss = float(loss.detach())
+        if not math.isfinite(step_loss):  # every later step and score would be nan: stop, save nothing
+            raise NonFiniteLossError(f"the training loss is {step_loss} at epoch {epoch + 1}, step {state['step']}: "
+                                     "lower --lr / --embedding-lr, or check the data and the graft's rows")
+        loss_sum += step_loss * len(labels)
         bar.update(1)
         if state["step"] % 10 == 0 and not bar.disable:
             bar.set_postfix(loss=f"{loss_sum / n_seen:.4f}", lr=f"{optimizers[0].param_groups[0]['lr']:.2e}",
@@ -243,6 +287,8 @@ def _end_epoch(run: _Run, epoch: int, *, train_loss: float, n_seen: int, seconds
     state["n_seen"] += n_seen * d.world
     dev = scores(predict_logits(run.model, prep.dev, batch_size=config.batch_size * 2, device=run.device,
                                 amp=run.amp), prep.dev.labels, prep.n_classes)
+    if not math.isfinite(dev["loss"]):
+        raise NonFiniteLossError(f"the dev loss is {dev['loss']} after epoch {epoch + 1}: the weights are not finite")
     row = {"epoch": epoch + 1, "step": state["step"], "train_loss": train_loss,
            "dev_loss": dev["loss"], "dev_accuracy": dev["accuracy"], "dev_macro_f1": dev["macro_f1"],
            "lr": _lr(run.optimizers, "body"), "embedding_lr": _lr(run.optimizers, "embedding"),
@@ -258,6 +304,7 @@ def _end_epoch(run: _Run, epoch: int, *, train_loss: float, n_seen: int, seconds
     else:
         state["bad_epochs"] += 1
     state["epoch"] = epoch + 1
+    rng = _gather_rng(d)  # every rank takes part; rank 0 saves them all
     if d.main:
         run.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  dev {config.metric} "
                 f"{dev[config.metric]:.4f}  dev loss {dev['loss']:.4f}  {row['samples_per_s']:,.0f} samples/s"
@@ -266,7 +313,7 @@ def _end_epoch(run: _Run, epoch: int, *, train_loss: float, n_seen: int, seconds
         if config.log_every:
             rundir.write_steps(run.out, run.steps)
         rundir.save_checkpoint(run.out, model=run.model, optimizers=run.optimizers, schedule=run.schedule,
-                               state=state, best_weights=run.model.state_dict() if improved else None)
+                               state=state, best_weights=run.model.state_dict() if improved else None, rng=rng)
         if run.writer is not None:
             for k in ("train_loss", "dev_loss", "dev_accuracy", "dev_macro_f1", "lr", "samples_per_s"):
                 run.writer.add_scalar(k, row[k], epoch + 1)
@@ -309,6 +356,17 @@ def _finish(run: _Run) -> TrainOutcome:
         run.log("  ".join(f"{name} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
                           for name, m in metrics.items() if name in ("dev", "test")) + f"  -> {run.out}")
     return TrainOutcome(run.out if d.main else None, metrics, state["history"])
+
+
+def _gather_rng(d: Dist) -> list[dict]:
+    """Every rank's random-number state, rank by rank (one process: its own)."""
+    if d.world <= 1:
+        return [rundir.rng_states()]
+    import torch.distributed as dist
+
+    states: list = [None] * d.world
+    dist.all_gather_object(states, {k: v.cpu() for k, v in rundir.rng_states().items()})
+    return states
 
 
 def _lr(optimizers: list, which: str) -> float:

@@ -26,19 +26,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from embgraft.errors import ConfigError, MalformedFileError
-from embgraft.files import atomic_dir, atomic_file, read_json, save_tensors, write_json
+from embgraft.files import OutputKind, atomic_dir, atomic_file, read_json, save_tensors, write_json
 from embgraft.grafting.result import EMBEDDING_KEY, PROVENANCE_FILE, VOCAB_FILE, write_provenance
 from embgraft.grafting.result import REPORT_FILE as GRAFT_REPORT_FILE
 from embgraft.text.tokenize import RECIPE_FILE, USER_DICT_FILE
 from embgraft.version import __version__
 
 CONFIG_FILE = "config.json"
+RUN_DIR = OutputKind("run directory", directory=True, marker=CONFIG_FILE)  # what train --force may replace
 LABELS_FILE = "labels.txt"
 INIT_FILE = "embedding_init.safetensors"
 INIT_KEY = EMBEDDING_KEY  # the tensor in INIT_FILE
@@ -64,32 +66,35 @@ _RESUME_FREE = {"epochs", "patience", "device", "threads", "log_every", "tensorb
 
 
 def _load_tensors(path: Path) -> dict:
+    """Every tensor of a safetensors file; a missing, cut or foreign file names itself."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not path.is_file():
         raise MalformedFileError(path, None, "missing")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        if isinstance(e, OSError) and e.errno is not None:
+            raise
+        raise MalformedFileError(path, None, f"not a complete safetensors file ({e})") from None
 
 
 # --- start, checkpoints, finish ----------------------------------------------------------------
 
 
 def start(out: Path, *, config, prep) -> None:
-    """Write what is known before the first step: config, recipe, vocabulary, labels, the
-    embedding's initial rows and their provenance. An old ``out`` (``train --force``; the caller
-    checked) is removed first."""
-    import shutil
-
+    """Write what is known before the first step into the new directory ``out``: config, recipe,
+    vocabulary, labels, the embedding's initial rows and their provenance."""
     import torch
 
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    (out / CKPT_DIR).mkdir(parents=True)
+    (out / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     cfg = config.to_dict()
     cfg.update(graft_dir=None if config.graft is None else str(Path(config.graft).resolve()),
                embgraft_version=__version__, torch_version=torch.__version__,
                n_classes=prep.n_classes, n_tokens=None if prep.vocab is None else len(prep.vocab),
-               dim=None if prep.init_weights is None else int(prep.init_weights.shape[1]))
+               dim=None if prep.init_weights is None else int(prep.init_weights.shape[1]),
+               data_files=data_prints(config))
     write_json(out / CONFIG_FILE, cfg)
     prep.labels.save(out / LABELS_FILE)
     if prep.vocab is not None:  # an hf model on its own tokenizer has none of these
@@ -161,16 +166,27 @@ def _optimizer_tensors(optimizers: list) -> tuple[dict, list]:
     return tensors, meta
 
 
-def save_checkpoint(out: Path, *, model, optimizers: list, schedule, state: dict, best_weights: dict | None) -> None:
-    """``checkpoints/last.*`` after every epoch (and ``best.safetensors`` when it improved)."""
+def rng_states() -> dict:
+    """This process's random-number state (CPU, and CUDA once initialised), as tensors."""
     import torch
 
+    out = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state()
+    return out
+
+
+def save_checkpoint(out: Path, *, model, optimizers: list, schedule, state: dict, best_weights: dict | None,
+                    rng: list[dict] | None = None) -> None:
+    """``checkpoints/last.*`` after every epoch (and ``best.safetensors`` when it improved).
+    ``rng``: every rank's :func:`rng_states`, rank by rank (default: this process's), so each
+    process of a ``torchrun`` job resumes its own dropout stream."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_tensors(optimizers)
     tensors.update(opt_tensors)
-    tensors["rng.cpu"] = torch.get_rng_state()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    for rank, states in enumerate(rng or [rng_states()]):
+        for device, value in states.items():
+            tensors[f"rng.{device}" if rank == 0 else f"rng.{device}.{rank}"] = value
     ckpt = out / CKPT_DIR
     ckpt.mkdir(exist_ok=True)
     if best_weights is not None:
@@ -179,20 +195,61 @@ def save_checkpoint(out: Path, *, model, optimizers: list, schedule, state: dict
     write_json(ckpt / LAST_STATE, {"state": state, "schedule": schedule.state_dict(), "optimizers": opt_meta})
 
 
+def config_inputs(config) -> list:
+    """The files and directories a run reads, which its output must never be or hold."""
+    return [config.train, config.dev, config.test, config.data, config.classes, config.graft, config.hf_model,
+            *config.teachers]
+
+
 def check_resumable(out: Path, config) -> None:
     """``out`` has a checkpoint of a run with the same config (but for ``_RESUME_FREE`` fields)."""
+    if not out.exists():
+        raise ConfigError(f"cannot resume: there is no run directory {out}")
     if not (out / CKPT_DIR / LAST_STATE).is_file():
         raise ConfigError(f"cannot resume: {out} has no {CKPT_DIR}/{LAST_STATE} (was a run started there?)")
-    saved = read_json(out / CONFIG_FILE)
+    saved = read_json(out / CONFIG_FILE, expect=dict)
     saved.setdefault("length_bucket", 50)  # runs from before the option was bucketed by 50 batches
     now = config.to_dict()
-    diff = sorted(k for k in now if k not in _RESUME_FREE and k in saved and saved[k] != now[k])
+
+    def same(k: str) -> bool:  # graft-char and graft-char/, ./train.txt and train.txt name one file
+        a, b = saved[k], now[k]
+        if k in _PATH_FIELDS and isinstance(a, str) and isinstance(b, str):
+            return os.path.normpath(a) == os.path.normpath(b)
+        if k == "teachers" and isinstance(a, list):
+            return [os.path.normpath(x) for x in a] == [os.path.normpath(x) for x in b]
+        return a == b
+
+    diff = sorted(k for k in now if k not in _RESUME_FREE and k in saved and not same(k))
     if diff:
         shown = "; ".join(f"{k}: {saved[k]!r} then, {now[k]!r} now" for k in diff)
         raise ConfigError(f"cannot resume {out}: the config differs ({shown})")
+    changed = [name for name, print_ in data_prints(config).items()
+               if name in (saved.get("data_files") or {}) and saved["data_files"][name] != print_]
+    if changed:
+        raise ConfigError(f"cannot resume {out}: {', '.join(changed)} changed since the run started "
+                          "(train again, without --resume)")
 
 
-def load_checkpoint(out: Path, *, model, optimizers: list, schedule, device) -> dict:
+_PATH_FIELDS = ("train", "dev", "test", "data", "classes", "graft", "hf_model")
+
+
+def data_prints(config) -> dict[str, dict]:
+    """Size and SHA-256 of each labelled data file the run reads, recorded in config.json so that
+    ``--resume`` refuses data that changed under it."""
+    import hashlib
+
+    out = {}
+    for name in ("train", "dev", "test", "data", "classes"):
+        path = getattr(config, name)
+        if path is not None and Path(path).is_file():
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            out[name] = {"bytes": Path(path).stat().st_size, "sha256": digest}
+    return out
+
+
+def load_checkpoint(out: Path, *, model, optimizers: list, schedule, device, rank: int = 0) -> dict:
+    """Model, optimisers, schedule and ``rank``'s random-number state from ``checkpoints/last.*``;
+    returns the loop's saved state."""
     import torch
 
     ckpt = out / CKPT_DIR
@@ -210,9 +267,13 @@ def load_checkpoint(out: Path, *, model, optimizers: list, schedule, device) -> 
             state[int(pid)] = entry
         opt.load_state_dict({"state": state, "param_groups": om["param_groups"]})
     schedule.load_state_dict(meta["schedule"])
-    torch.set_rng_state(tensors["rng.cpu"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    suffix = "" if rank == 0 else f".{rank}"
+    if f"rng.cpu{suffix}" not in tensors:
+        raise MalformedFileError(ckpt / LAST_TENSORS, None, f"no random-number state of rank {rank}: it was saved by a "
+                                                            "run with fewer processes")
+    torch.set_rng_state(tensors[f"rng.cpu{suffix}"])
+    if f"rng.cuda{suffix}" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors[f"rng.cuda{suffix}"])
     return meta["state"]
 
 
@@ -284,8 +345,9 @@ def finish(out: Path, *, model, metrics: dict) -> None:
     write_json(out / METRICS_FILE, metrics)
 
 
-def tensorboard_writer(out: Path, mode: str):
-    """A ``SummaryWriter`` on ``RUN/tensorboard`` when asked (``on``) or installed (``auto``)."""
+def tensorboard_class(mode: str):
+    """``SummaryWriter`` when asked (``on``) or installed (``auto``), else None; ``on`` without the
+    package is an error (checked before anything is written)."""
     if mode == "off":
         return None
     try:
@@ -294,7 +356,13 @@ def tensorboard_writer(out: Path, mode: str):
         if mode == "on":
             raise ImportError("--tensorboard on needs the tensorboard package: pip install tensorboard") from None
         return None
-    return SummaryWriter(str(out / TENSORBOARD_DIR))
+    return SummaryWriter
+
+
+def tensorboard_writer(out: Path, mode: str):
+    """A ``SummaryWriter`` on ``RUN/tensorboard`` when asked (``on``) or installed (``auto``)."""
+    cls = tensorboard_class(mode)
+    return None if cls is None else cls(str(out / TENSORBOARD_DIR))
 
 
 # --- reading a finished run --------------------------------------------------------------------
