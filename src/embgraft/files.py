@@ -194,11 +194,22 @@ def atomic_file(path: str | os.PathLike, *, force: bool, mode: str = "w",
 
 
 def write_json(path: str | os.PathLike, data: Any, *, force: bool = True) -> Path:
-    """``data`` as UTF-8 JSON (non-ASCII kept, indented), written atomically."""
+    """``data`` as strict UTF-8 JSON (non-ASCII kept, indented), written atomically: a NaN or
+    infinite float, which strict parsers refuse, is written as ``null``."""
     with atomic_file(path, force=force) as f:
-        json.dump(data, f, ensure_ascii=False, indent=2)
+        json.dump(_strict(data), f, ensure_ascii=False, indent=2, allow_nan=False)
         f.write("\n")
     return Path(path)
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
 
 
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, metadata: dict[str, str] | None = None,

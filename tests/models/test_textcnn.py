@@ -22,8 +22,9 @@ def test_ngram_branch_convolves_tokens_only_and_bags_everything():
     # n-gram ids become padding; the width is the longest text's tokens rounded up to 4
     assert tokens.tolist() == [[1, 2, 3, 0], [4, 5, 6, 7]]
     w = m.embedding.full_weight()
-    x = w[tokens].transpose(1, 2)
-    convs = torch.cat([torch.relu(c(x).amax(2)) for c in m.convs], 1)
+    # each text's windows over its own tokens only, as if it were alone and unpadded
+    convs = torch.stack([torch.cat([torch.relu(c(w[t[t != 0]].T[None]).amax(2))[0] for c in m.convs])
+                         for t in tokens])
     bag = torch.stack([w[[1, 2, 3, 8, 9]].mean(0), w[[4, 5, 6, 7, 10, 11, 9]].mean(0)])
     expected = m.out(torch.cat([convs, bag], 1))
     assert torch.allclose(m(ids), expected, atol=1e-6)
@@ -42,3 +43,22 @@ def test_ngram_start_is_saved_with_the_weights():
     assert "ngram_start" not in model().state_dict()  # plain TextCNNs load as before
     with pytest.raises(ValueError, match="ngram_start"):
         TextCNN(embedding=TokenEmbedding(torch.zeros(4, 2)), n_classes=2, ngrams=2, ngram_start=9)
+
+
+def test_a_text_scores_the_same_alone_and_in_any_batch():
+    """Padding to the batch's longest text never wins a filter's maximum (it used to: one title
+    scored 0.2301 alone and 0.3166 inside a file)."""
+    m = model().eval()
+    short = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        alone = m(short)
+        for width in (4, 7, 12):
+            batch = torch.zeros(3, width, dtype=torch.long)
+            batch[0, :3] = short[0]
+            batch[1, :width] = torch.arange(width) % 7 + 1
+            batch[2, :2] = torch.tensor([4, 5])
+            assert torch.allclose(m(batch)[0], alone[0], atol=1e-6), width
+        # a text shorter than the widest kernel: its one window, padded with zeros, still counts
+        one = torch.tensor([[6, 0, 0]])
+        assert torch.isfinite(m(one)).all()
+        assert torch.allclose(m(torch.tensor([[6, 0, 0, 0, 0, 0]]))[0], m(one)[0], atol=1e-6)

@@ -18,7 +18,8 @@ import numpy as np
 from embgraft.console import quiet
 from embgraft.errors import ConfigError
 from embgraft.evaluation.stats import summarise_results
-from embgraft.files import OutputKind, atomic_dir, atomic_file, check_writable, write_json
+from embgraft.files import OutputKind, atomic_dir, atomic_file, check_writable, read_json, write_json
+from embgraft.training import rundir
 from embgraft.training.config import TrainConfig
 from embgraft.training.data import Examples, stratified_split
 from embgraft.training.loop import train
@@ -27,6 +28,14 @@ from embgraft.training.prepare import read_splits
 CV_FILE = "cv.json"
 CV_CSV = "cv.csv"
 CV_DIR = OutputKind("cv directory", directory=True, marker=CV_FILE)
+
+
+def _point_at_final_paths(run: Path, final: dict[str, Path]) -> None:
+    """A fold's run was trained on files inside the temporary folder that becomes ``out``: its
+    config.json names them where they will be, so the run can be read (and resumed) later."""
+    config = read_json(run / rundir.CONFIG_FILE, expect=dict)
+    config.update({name: str(path) for name, path in final.items()})
+    write_json(run / rundir.CONFIG_FILE, config)
 
 
 def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: bool = False, progress: bool = False,
@@ -38,6 +47,8 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
 
     if folds < 2:
         raise ConfigError(f"folds must be >= 2, not {folds}")
+    if base.split != TrainConfig.__dataclass_fields__["split"].default:
+        raise ConfigError("cv makes its own stratified folds: --split does not apply (give --folds and --dev-share)")
     if base.teachers:
         raise ConfigError("cv does not take teachers: runs trained outside the folds have seen each fold's test "
                           "texts, so the scores would leak")
@@ -69,6 +80,8 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
             cfg = replace(base, data=None, train=str(paths["train"]), dev=str(paths["dev"]), test=str(paths["test"]),
                           format="jsonl", text_column="text", label_column="label")
             outcome = train(cfg, out=fold_dir / "run", force=True, progress=progress, log=quiet)
+            _point_at_final_paths(fold_dir / "run", {name: out / f"fold-{k}" / "data" / p.name
+                                                     for name, p in paths.items()})
             test = outcome.metrics["test"]
             rows.append({"fold": k, "n_train": len(train_ex), "n_test": len(held), **test})
             log(f"fold {k}/{folds}: test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "

@@ -59,9 +59,17 @@ class TextCNN(TextClassifier):
         is the text's token ids, then its n-gram ids, then padding."""
         tokens = self._token_ids(ids) if self.ngrams > 1 else ids
         x = self.embedding(tokens).transpose(1, 2)  # (B, dim, T)
+        lengths = (tokens != self.embedding.padding_idx).sum(dim=1)  # (B,)
         # max over time, then ReLU: the same values (ReLU is monotone) with the ReLU and its
-        # backward on (B, n_filters) instead of (B, n_filters, T)
-        features = [torch.relu(conv(x).amax(dim=2)) for conv in self.convs]  # each (B, n_filters)
+        # backward on (B, n_filters) instead of (B, n_filters, T). Only windows that start within
+        # the text count (at least the first): padding added to fit the batch's longest text must
+        # not change a text's score, so a text scores the same alone and in any batch
+        features = []
+        for k, conv in zip(self.kernel_sizes, self.convs):
+            h = conv(x)  # (B, n_filters, T - k + 1)
+            starts = torch.arange(h.shape[2], device=h.device)
+            outside = starts[None, :] >= (lengths - k + 1).clamp_min(1)[:, None]  # (B, T - k + 1)
+            features.append(torch.relu(h.masked_fill(outside[:, None, :], float("-inf")).amax(dim=2)))
         if self.ngrams > 1:
             features.append(self.embedding.bag(ids))  # (B, dim): mean of token and n-gram rows
         return self.out(self.dropout(torch.cat(features, dim=1)))
