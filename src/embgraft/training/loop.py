@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from embgraft.console import quiet
-from embgraft.errors import NonFiniteLossError, OutputExistsError
+from embgraft.errors import ConfigError, NonFiniteLossError, OutputExistsError
 from embgraft.files import check_writable, exclusive, put_in_place, remove, temp_dir_beside
 from embgraft.training import rundir
 from embgraft.training.batches import batch_order, batches, predict_logits
@@ -80,6 +80,8 @@ def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, r
     uninterrupted run would have. ``stop_after_epoch`` ends the run early as an interruption
     would (the checkpoint is kept, no final metrics), for testing resume.
     """
+    if not str(out).strip():
+        raise ConfigError("the output path is empty (an unset shell variable?)")
     out = Path(out)
     d = init_distributed(config.device)
     if config.threads:
