@@ -97,3 +97,38 @@ def test_distillation_settings_are_validated_with_the_rest():
     assert "distill_weight must be in [0, 1], not 1.5" in str(e.value)
     assert "distill_temperature must be a positive number, not 0" in str(e.value)
     assert TrainConfig(train="t", dev="d", teachers="a,b").teachers == ("a", "b")
+
+
+def test_unlabelled_texts_are_learnt_from_the_teachers(tiny_task, teacher, tmp_path):
+    """The labelled set has only finance titles; the sports titles come unlabelled. With them the
+    student learns sports from the teacher; without them it cannot."""
+    rows = [line.split("\t") for line in tiny_task["train"].read_text(encoding="utf-8").splitlines()]
+    finance = tmp_path / "finance.tsv"
+    finance.write_text("".join(f"{t}\t{y}\n" for t, y in rows if y == "财经"), encoding="utf-8")
+    unlabelled = tmp_path / "unlabelled.txt"
+    unlabelled.write_text("".join(f"{t}\n" for t, y in rows if y == "体育"), encoding="utf-8")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("体育\n财经\n", encoding="utf-8")
+    test = [line.split("\t") for line in tiny_task["test"].read_text(encoding="utf-8").splitlines()]
+    sports = [t for t, y in test if y == "体育"]
+
+    def sports_recall(out):
+        return float(np.mean([p[0][0] == "体育" for p in Classifier.load(out).predict(sports)]))
+
+    common = dict(train=str(finance), classes=str(classes), teachers=(str(teacher),), distill_weight=1.0)
+    with_text = train(like(teacher, unlabelled=str(unlabelled), **common), out=tmp_path / "with", **QUIET)
+    without = train(like(teacher, **common), out=tmp_path / "without", **QUIET)
+    assert with_text.metrics["n_unlabelled"] == 60 and with_text.metrics["n_train"] == 60
+    assert sports_recall(tmp_path / "with") > 0.9 and sports_recall(tmp_path / "without") < 0.5
+
+
+def test_unlabelled_texts_need_teachers_and_name_their_bad_lines(tiny_task, teacher, tmp_path):
+    with pytest.raises(ConfigError, match="give --teachers with --unlabelled"):
+        TrainConfig(train="t", dev="d", unlabelled="u.txt")
+    bad = tmp_path / "u.jsonl"
+    bad.write_text('{"text": "球赛"}\n{"text": "  "}\n', encoding="utf-8")
+    from embgraft.errors import MalformedFileError
+
+    with pytest.raises(MalformedFileError, match=r"u.jsonl:2: empty text"):
+        train(like(teacher, teachers=(str(teacher),), unlabelled=str(bad)), out=tmp_path / "run", **QUIET)
+    assert not (tmp_path / "run").exists()

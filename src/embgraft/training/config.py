@@ -33,7 +33,7 @@ TENSORBOARD = ("auto", "on", "off")
 TRAIN_LAYERS = ("none", "all", "first", "last")
 SCHEDULES = ("constant", "linear", "exponential", "cosine", "plateau")
 OPTIMIZERS = ("adamw", "sgd")
-_PATH_KEYS = ("train", "dev", "test", "data", "classes", "graft", "hf_model")
+_PATH_KEYS = ("train", "dev", "test", "data", "classes", "graft", "hf_model", "unlabelled")
 _PATH_LIST_KEYS = ("teachers",)
 # what a run directory's config.json records beside the settings (training.rundir.start); a run's
 # config.json given back as --config ignores them
@@ -154,6 +154,8 @@ class TrainConfig:
     # --- knowledge distillation: also fit the averaged predictions of trained runs (distill.py)
     teachers: tuple[str, ...] = knob((), "knowledge distillation: run directories (comma-separated) whose averaged "
                                          "predictions on the training texts the model also learns (default: none)")
+    unlabelled: str | None = knob(None, "with --teachers: a file of texts without labels (any corpus format) that "
+                                        "the student also learns, from the teachers' predictions alone")
     distill_weight: float = knob(0.5, "with --teachers: the teachers' share of the loss, the labels get the rest")
     distill_temperature: float = knob(1.0, "with --teachers: softmax temperature of teachers and student")
     # --- runtime
@@ -363,6 +365,8 @@ def _check_distillation(c: TrainConfig) -> list[str]:
     p = _Problems(c)
     p.within("distill_weight", 0, 1, "[]")
     p.positive("distill_temperature", integer=False)
+    if c.unlabelled is not None and not c.teachers:
+        p.append("unlabelled texts are learnt from the teachers' predictions: give --teachers with --unlabelled")
     if c.distill_temperature > MAX_TEMPERATURE:
         p.append(f"distill_temperature must be at most {MAX_TEMPERATURE:g}, not {c.distill_temperature:g}")
     return p

@@ -83,6 +83,21 @@ def read_examples(
     return ex
 
 
+def read_unlabelled(path: PathLike, *, fmt: str | None = None, text_column: int | str | None = None) -> Examples:
+    """Texts without labels (a plain one-per-line file, or a TSV/CSV/JSONL whose labels are not
+    read); an empty text is an error naming file and line, as in labelled data."""
+    ex = Examples([], [], [], str(path))
+    for line_no, text, _ in iter_records(path, fmt=fmt, text_column=text_column):
+        if not text.strip():
+            raise MalformedFileError(path, line_no, "empty text")
+        ex.texts.append(text)
+        ex.labels.append("")
+        ex.lines.append(line_no)
+    if not ex.texts:
+        raise MalformedFileError(path, None, "no texts")
+    return ex
+
+
 def _natural_key(label: str) -> tuple:
     # "2" before "10"; numbers before words; otherwise plain string order
     return (0, int(label), "") if re.fullmatch(r"[0-9]+", label) else (1, 0, label)

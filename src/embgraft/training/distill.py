@@ -55,7 +55,9 @@ def _teacher_targets(runs, texts, labels, class_names, *, temperature: float, tr
             raise ConfigError(f"teacher {run} predicts non-finite probabilities (a run trained to nan?)")
         soft = np.power(np.clip(proba, 1e-12, None), 1.0 / temperature)
         total += soft / soft.sum(axis=1, keepdims=True)
-        log(f"teacher {run}: accuracy {float((proba.argmax(axis=1) == labels).mean()):.4f} on the training texts")
+        known = labels >= 0  # unlabelled texts (label -1) have no accuracy
+        log(f"teacher {run}: accuracy {float((proba.argmax(axis=1) == labels)[known].mean()):.4f} on the labelled "
+            "training texts")
     return (total / len(runs)).astype(np.float32)
 
 

@@ -250,7 +250,12 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[float, int, float]:
         set_lr(optimizers, run.schedule.factor(state["step"]))
         with torch.autocast(run.device.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
             logits = run.train_model(ids)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+        if prep.n_unlabelled:  # unlabelled texts (label -1) take part in the distillation term only
+            known = labels >= 0
+            loss = (F.cross_entropy(logits[known].float(), labels[known], label_smoothing=config.label_smoothing)
+                    if bool(known.any()) else logits.sum() * 0.0)
+        else:
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
         if run.soft is not None:  # distillation: the teachers' averaged predictions for these texts
             kd = distill_loss(logits.float(), run.soft[torch.from_numpy(idx)].to(run.device),
                               temperature=config.distill_temperature)
@@ -349,7 +354,7 @@ def _finish(run: _Run) -> TrainOutcome:
     metrics.update(best_epoch=state["best_epoch"], epochs_run=state["epoch"], metric=config.metric,
                    train_seconds=state["train_seconds"],
                    samples_per_s=state["n_seen"] / max(state["train_seconds"], 1e-9),
-                   n_train=len(prep.train), world_size=d.world, device=str(run.device),
+                   n_train=len(prep.train) - prep.n_unlabelled, n_unlabelled=prep.n_unlabelled, world_size=d.world, device=str(run.device),
                    amp=None if run.amp is None else str(run.amp).replace("torch.", ""), skipped=prep.skipped)
     if d.main:
         rundir.finish(run.out, model=model, metrics=metrics)

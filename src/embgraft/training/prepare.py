@@ -24,7 +24,8 @@ from embgraft.models.hf import HFClassifier
 from embgraft.text.tokenize import Recipe
 from embgraft.text.vocab import Vocab
 from embgraft.training.config import TrainConfig
-from embgraft.training.data import Examples, LabelSet, read_examples, stratified_split, stratified_subset
+from embgraft.training.data import (Examples, LabelSet, read_examples, read_unlabelled, stratified_split,
+                                    stratified_subset)
 from embgraft.training.encode import EncodedSet, HFTextEncoder, TextEncoder, encode
 
 RANDOM_METHOD = "init:random"
@@ -44,6 +45,7 @@ class Prepared:
     graft_report: dict | None = None
     skipped: dict[str, int] = field(default_factory=dict)
     train_texts: list[str] = field(default_factory=list)  # the teachers score these (distillation)
+    n_unlabelled: int = 0  # the last of the training texts have no label (label id -1): --unlabelled
     encoder_config: Any = None  # hf: the encoder's transformers config, saved into RUN/hf
     tokenizer: Any = None  # hf on its own tokenizer: saved into RUN/hf beside the config
 
@@ -190,9 +192,10 @@ class _Built:
     tokenizer: Any = None
 
 
-def _static_model(config: TrainConfig, data: Labelled) -> _Built:
+def _static_model(config: TrainConfig, data: Labelled, *, more_texts: list[str] = ()) -> _Built:
+    """``more_texts`` (unlabelled) count for n-gram and word rows beside the training texts."""
     train_ex = data.splits[0][0]
-    result, report, n_token_rows = embedding_rows(config, train_ex.texts)
+    result, report, n_token_rows = embedding_rows(config, train_ex.texts + list(more_texts))
     recipe = result.tokenisation()
     recipe = recipe.with_max_len(resolved_max_len(config.max_len, recipe, config.model))
     extra = {}
@@ -245,18 +248,27 @@ def _hf_model(config: TrainConfig, data: Labelled) -> _Built:
 
 def prepare(config: TrainConfig, *, log=print) -> Prepared:
     data = read_labelled(config, log=log)
-    built = _hf_model(config, data) if model_spec(config.model).hf else _static_model(config, data)
+    unlabelled = read_unlabelled(config.unlabelled).texts if config.unlabelled else []
+    built = (_hf_model(config, data) if model_spec(config.model).hf
+             else _static_model(config, data, more_texts=unlabelled))
     (train_ex, y_train), (dev_ex, y_dev), (test_ex, y_test) = data.splits
-    sets = [None if ex is None else encode(ex.texts, y, built.encoder, min_len=built.model.min_len)
-            for ex, y in ((train_ex, y_train), (dev_ex, y_dev), (test_ex, y_test))]
+    # unlabelled texts join the training set with label -1: the teachers' predictions are all
+    # they are learnt from
+    train_texts = train_ex.texts + unlabelled
+    y_train = np.concatenate([y_train, np.full(len(unlabelled), -1, dtype=np.int64)])
+    sets = [None if ex is None else encode(texts, y, built.encoder, min_len=built.model.min_len)
+            for ex, texts, y in ((train_ex, train_texts, y_train), (dev_ex, dev_ex.texts, y_dev),
+                                 (test_ex, None if test_ex is None else test_ex.texts, y_test))]
     rows = built.rows
-    log(f"{len(train_ex):,} train / {len(dev_ex):,} dev / {0 if test_ex is None else len(test_ex):,} test texts, "
+    log(f"{len(train_ex):,} train" + (f" (+ {len(unlabelled):,} unlabelled)" if unlabelled else "")
+        + f" / {len(dev_ex):,} dev / {0 if test_ex is None else len(test_ex):,} test texts, "
         f"{len(data.labels)} classes; " + _describe(config, built))
     return Prepared(recipe=None if rows is None else built.encoder.recipe, vocab=None if rows is None else rows.vocab,
                     labels=data.labels, train=sets[0], dev=sets[1], test=sets[2],
                     init_weights=None if rows is None else np.asarray(rows.weights, dtype=np.float32),
                     provenance=[] if rows is None else list(rows.provenance), model=built.model,
-                    graft_report=built.report, skipped=data.skipped, train_texts=train_ex.texts,
+                    graft_report=built.report, skipped=data.skipped, train_texts=train_texts,
+                    n_unlabelled=len(unlabelled),
                     encoder_config=built.encoder_config, tokenizer=built.tokenizer)
 
 

@@ -198,7 +198,7 @@ def save_checkpoint(out: Path, *, model, optimizers: list, schedule, state: dict
 def config_inputs(config) -> list:
     """The files and directories a run reads, which its output must never be or hold."""
     return [config.train, config.dev, config.test, config.data, config.classes, config.graft, config.hf_model,
-            *config.teachers]
+            config.unlabelled, *config.teachers]
 
 
 def check_resumable(out: Path, config) -> None:
@@ -230,7 +230,7 @@ def check_resumable(out: Path, config) -> None:
                           "(train again, without --resume)")
 
 
-_PATH_FIELDS = ("train", "dev", "test", "data", "classes", "graft", "hf_model")
+_PATH_FIELDS = ("train", "dev", "test", "data", "classes", "graft", "hf_model", "unlabelled")
 
 
 def data_prints(config) -> dict[str, dict]:
@@ -239,7 +239,7 @@ def data_prints(config) -> dict[str, dict]:
     import hashlib
 
     out = {}
-    for name in ("train", "dev", "test", "data", "classes"):
+    for name in ("train", "dev", "test", "data", "classes", "unlabelled"):
         path = getattr(config, name)
         if path is not None and Path(path).is_file():
             digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
