@@ -246,8 +246,8 @@ def _run_results(page: _RunPage) -> str:
             rows.append((split, s.get("accuracy"), s.get("macro_f1"), s.get("loss")))
     out = _table(["split", "accuracy", "macro-F1", "loss"], rows, numeric=[False, True, True, True]) if rows \
         else _na("dev/test metrics")
-    extra = [(k, m[k]) for k in ("metric", "best_epoch", "epochs_run", "n_train", "train_seconds",
-                                 "samples_per_s", "device", "amp", "world_size")
+    extra = [(k, m[k]) for k in ("metric", "best_epoch", "epochs_run", "n_train", "n_unlabelled", "train_seconds",
+                                 "samples_per_s", "device", "amp", "world_size", "class_weights", "focal_gamma")
              if k in m and m[k] is not None]
     if extra:
         out += _table(["", "value"], extra, numeric=[False, True])

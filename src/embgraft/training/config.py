@@ -33,7 +33,7 @@ TENSORBOARD = ("auto", "on", "off")
 TRAIN_LAYERS = ("none", "all", "first", "last")
 SCHEDULES = ("constant", "linear", "exponential", "cosine", "plateau")
 OPTIMIZERS = ("adamw", "sgd")
-_PATH_KEYS = ("train", "dev", "test", "data", "classes", "graft", "hf_model", "unlabelled")
+_PATH_KEYS = ("train", "dev", "test", "data", "classes", "graft", "hf_model", "unlabelled", "class_weight")
 _PATH_LIST_KEYS = ("teachers",)
 # what a run directory's config.json records beside the settings (training.rundir.start); a run's
 # config.json given back as --config ignores them
@@ -147,6 +147,10 @@ class TrainConfig:
     plateau_patience: int = knob(1, "plateau schedule: epochs without dev gain before cutting the LR")
     grad_clip: float | None = knob(1.0, "clip the gradient norm")
     label_smoothing: float | None = knob(None, "cross-entropy label smoothing (default: the model's)")
+    class_weight: str | None = knob(None, "imbalanced classes: 'balanced' (n / (classes x count), from the training "
+                                          "labels) or a file of 'label<TAB>weight' lines; default: all 1")
+    focal_gamma: float = knob(0.0, "focal loss (Lin et al. 2017): down-weight examples the model already gets "
+                                   "right by (1 - p)^gamma; 0 is plain cross-entropy")
     patience: int | None = knob(3, "early stopping: epochs without dev gain; None: never")
     min_steps: int = knob(200, "early stopping waits for this many optimiser steps first, so a small training "
                                "set (a few steps an epoch) is not stopped on noise")
@@ -358,6 +362,10 @@ def _check_optimisation(c: TrainConfig) -> list[str]:
     if c.min_steps < 0:
         p.append(f"min_steps must be >= 0, not {c.min_steps}")
     p.choice("metric", METRICS)
+    if c.focal_gamma < 0 or c.focal_gamma > 10:
+        p.append(f"focal_gamma must be in [0, 10], not {c.focal_gamma:g}")
+    if c.class_weight is not None and c.class_weight != "balanced" and not os.path.isfile(c.class_weight):
+        p.append(f"class_weight must be 'balanced' or a file of 'label<TAB>weight' lines; no file {c.class_weight}")
     return p
 
 

@@ -32,6 +32,7 @@ from embgraft.training.config import TrainConfig
 from embgraft.training.devices import (Dist, amp_dtype, end_distributed, init_distributed, pick_device,
                                        release_freed_memory)
 from embgraft.training.distill import distill_loss, teacher_targets
+from embgraft.training.losses import class_weights, classification_loss
 from embgraft.training.optim import Schedule, build_optimizers, set_lr, warmup_steps
 from embgraft.training.prepare import Prepared, prepare
 
@@ -176,6 +177,7 @@ class _Run:
     # back at the end (an in-memory copy is one more table as large as the embedding: 70 MB for
     # an 87k-row n-gram bag); other ranks write nothing, so they keep a copy
     best_weights: dict | None = None
+    class_weight: Any = None  # (n_classes,) tensor on the device, or None
 
     @property
     def keep_best(self) -> bool:
@@ -207,6 +209,8 @@ def _setup(run: _Run, *, resume: bool) -> None:
                               find_unused_parameters=config.embedding_mode == "gradual")
     if config.compile:
         run.train_model = torch.compile(run.train_model)
+    weights = class_weights(config.class_weight, prep.train.labels, prep.labels.names)
+    run.class_weight = None if weights is None else torch.from_numpy(weights).to(run.device)
     run.optimizers = build_optimizers(run.model, name=config.optimizer, lr=config.lr,
                                       embedding_lr=config.embedding_lr, weight_decay=config.weight_decay,
                                       layer_lr_decay=config.layer_lr_decay)
@@ -252,10 +256,12 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[float, int, float]:
             logits = run.train_model(ids)
         if prep.n_unlabelled:  # unlabelled texts (label -1) take part in the distillation term only
             known = labels >= 0
-            loss = (F.cross_entropy(logits[known].float(), labels[known], label_smoothing=config.label_smoothing)
+            loss = (classification_loss(logits[known].float(), labels[known], weight=run.class_weight,
+                                        gamma=config.focal_gamma, label_smoothing=config.label_smoothing)
                     if bool(known.any()) else logits.sum() * 0.0)
         else:
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+            loss = classification_loss(logits.float(), labels, weight=run.class_weight, gamma=config.focal_gamma,
+                                       label_smoothing=config.label_smoothing)
         if run.soft is not None:  # distillation: the teachers' averaged predictions for these texts
             kd = distill_loss(logits.float(), run.soft[torch.from_numpy(idx)].to(run.device),
                               temperature=config.distill_temperature)
@@ -355,7 +361,10 @@ def _finish(run: _Run) -> TrainOutcome:
                    train_seconds=state["train_seconds"],
                    samples_per_s=state["n_seen"] / max(state["train_seconds"], 1e-9),
                    n_train=len(prep.train) - prep.n_unlabelled, n_unlabelled=prep.n_unlabelled, world_size=d.world, device=str(run.device),
-                   amp=None if run.amp is None else str(run.amp).replace("torch.", ""), skipped=prep.skipped)
+                   amp=None if run.amp is None else str(run.amp).replace("torch.", ""), skipped=prep.skipped,
+                   class_weights=None if run.class_weight is None else dict(
+                       zip(prep.labels.names, run.class_weight.cpu().tolist())),
+                   focal_gamma=config.focal_gamma)
     if d.main:
         rundir.finish(run.out, model=model, metrics=metrics)
         if run.writer is not None:

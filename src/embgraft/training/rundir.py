@@ -198,7 +198,7 @@ def save_checkpoint(out: Path, *, model, optimizers: list, schedule, state: dict
 def config_inputs(config) -> list:
     """The files and directories a run reads, which its output must never be or hold."""
     return [config.train, config.dev, config.test, config.data, config.classes, config.graft, config.hf_model,
-            config.unlabelled, *config.teachers]
+            config.unlabelled, config.class_weight if config.class_weight != "balanced" else None, *config.teachers]
 
 
 def check_resumable(out: Path, config) -> None:
