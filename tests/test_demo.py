@@ -17,7 +17,7 @@ needs_gensim = pytest.mark.skipif(importlib.util.find_spec("gensim") is None,
                                   reason="gensim (embgraft[demo]) not installed")
 
 # A tiny run: few lines, one epoch; the tests check behaviour, never vector quality.
-TINY = dict(max_lines=300, max_reviews=40, epochs=1, min_count=1, progress=False, train_fraction=1.0,
+TINY = dict(max_lines=300, max_reviews=40, epochs=1, min_count=1, progress=False, train_fractions=(1.0,),
             train_epochs=1, train_seeds=1)
 
 
@@ -103,12 +103,38 @@ def test_tiny_demo_end_to_end(tmp_path):
     text = "\n".join(said)
     assert text.count("method") >= 2 and "training char vectors" in text
     # the classifier compared on grafted and on random rows, both scored on the same 8 test reviews
-    assert [r["setup"] for r in res.runs["summary"]] == ["textcnn/random", "textcnn/grafted"]
+    assert [r["setup"] for r in res.runs["summary"]] == ["bag/random", "bag/grafted"]
     assert res.runs["test_items"] == 8 and (out / "compare" / "report.html").is_file()
     for r in res.runs["results"]:
         assert f"{r['setup']:24s} fraction 1 seed 0: test accuracy {r['test']['accuracy']:.4f}" in text
-    assert f"report: {(out / 'compare' / 'report.html').resolve()}" in text
+    assert f"report (learning curve in compare.png): {(out / 'compare' / 'report.html').resolve()}" in text
+    # the closing lines are this run's figures, not a fixed sentence
+    g = res.runs["summary"][1]
+    assert f"100% of the training reviews: grafted {g['accuracy_mean']:.4f}" in text
+    assert ("beat random init significantly" in text) or ("did not beat random init significantly" in text)
     assert (out / DEMO_MARKER).is_file()
+
+
+def test_closing_lines_follow_the_figures():
+    from embgraft.demo import closing_lines
+
+    def row(setup, frac, acc, p=None, pb=None):
+        r = {"setup": setup, "train_fraction": frac, "accuracy_mean": acc}
+        if p is not None:
+            r.update(p_value=p, vs_baseline={"p_value": pb})
+        return r
+
+    report = {"summary": [row("bag/random", 0.01, 0.70), row("bag/grafted", 0.01, 0.76, 0.001, 0.02),
+                          row("bag/random", 0.2, 0.85), row("bag/grafted", 0.2, 0.855, 0.3, 0.01)],
+              "baselines": [{"train_fraction": 0.01, "accuracy_mean": 0.72},
+                            {"train_fraction": 0.2, "accuracy_mean": 0.88}]}
+    lines = closing_lines(report, "bag")
+    assert lines[0] == ("1% of the training reviews: grafted 0.7600, random 0.7000 (+6.0 points, p = 0.001), "
+                        "TF-IDF 0.7200 (+4.0 points, p = 0.02)")
+    assert lines[2] == "grafted rows beat random init significantly (p < 0.05) at 1%"
+    assert lines[3] == "against TF-IDF + LinearSVC the grafted bag was ahead at 1% and behind at 20%"
+    report["summary"][1]["p_value"] = 0.2
+    assert closing_lines(report, "bag")[2] == "grafted rows did not beat random init significantly (p < 0.05) at any size"
 
 
 @needs_snownlp

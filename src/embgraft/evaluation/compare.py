@@ -158,8 +158,12 @@ def compare(base: TrainConfig, *, setups: Sequence[Setup], seeds: int, out: str 
             ref = f"{s.model}/random"
             if s.random_init:
                 continue
-            row.update(_paired(correct[(s.name, row["train_fraction"])], correct[(ref, row["train_fraction"])],
-                               paired_test), vs=ref)
+            frac = row["train_fraction"]
+            row.update(_paired(correct[(s.name, frac)], correct[(ref, frac)], paired_test), vs=ref)
+            # and against the TF-IDF baseline on the same items (its one fit stands for every seed)
+            versus = _paired(correct[(s.name, frac)], correct[(BASELINE_NAME, frac)] * seeds, paired_test)
+            row["vs_baseline"] = {"p_value": versus["p_value"], "test": versus["test"],
+                                  "difference": versus["difference"]}
         baseline_rows = []
         for frac, scores in baselines.items():
             row = {"setup": BASELINE_NAME, "name": BASELINE_NAME, "train_fraction": frac, "n_seeds": 1,
@@ -205,4 +209,4 @@ def _write(tmp: Path, report: dict[str, Any]) -> None:
         w.writerow(row)
     with atomic_file(tmp / COMPARE_CSV, force=True) as f:
         f.write(buf.getvalue())
-    plot_compare(report["summary"], tmp / COMPARE_PLOT, baseline=report["baseline"])
+    plot_compare(report["summary"], tmp / COMPARE_PLOT, baseline=report["baselines"])

@@ -428,19 +428,20 @@ def _compare_sections(cmp: Path, images: _Images) -> list[str]:
         rows = [(r.get("setup"), _frac(r.get("train_fraction")), r.get("n_seeds"),
                  _pm(r.get("accuracy_mean"), r.get("accuracy_sd")), _pm(r.get("macro_f1_mean"), r.get("macro_f1_sd")),
                  r.get("vs"), r.get("p_value"), r.get("test")) for r in rows_in]
-        if base:
-            rows.append((f"{base.get('name') or base.get('setup')} (baseline)", _frac(base.get("train_fraction")),
-                         base.get("n_seeds"), _pm(base.get("accuracy_mean"), base.get("accuracy_sd")),
-                         _pm(base.get("macro_f1_mean"), base.get("macro_f1_sd")), base.get("vs"),
-                         base.get("p_value"), base.get("test")))
+        for b in data.get("baselines") or ([base] if base else []):  # one per train fraction
+            rows.append((f"{b.get('name') or b.get('setup')} (baseline)", _frac(b.get("train_fraction")),
+                         b.get("n_seeds"), _pm(b.get("accuracy_mean"), b.get("accuracy_sd")),
+                         _pm(b.get("macro_f1_mean"), b.get("macro_f1_sd")), b.get("vs"),
+                         b.get("p_value"), b.get("test")))
         out = _table(["set-up", "train fraction", "seeds", "accuracy (mean ± sd)", "macro-F1 (mean ± sd)",
                       "vs", "p-value", "test"], rows, numeric=[False, True, True, True, True, False, True, False])
         tests = {r.get("test") for r in rows_in if r.get("test")}
         if tests:
             out += (f"<p>p-value: paired test of each set-up against the one named under “vs” on the same test "
                     f"items ({_e(', '.join(sorted(tests)))}).</p>")
-        return note + out + images.img(lambda p: plots.plot_compare(rows_in, p, baseline=base),
-                                "set-ups compared, with learning curve when several train fractions")
+        curve = data.get("baselines") or base
+        return note + out + images.img(lambda p: plots.plot_compare(rows_in, p, baseline=curve),
+                                       "set-ups compared, with learning curve when several train fractions")
 
     def results() -> str:
         rs = data.get("results") or []
