@@ -423,3 +423,24 @@ def test_malformed_file_error_is_what_corrupt_runs_raise(run, tmp_path):
     (bad / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
     with pytest.raises(MalformedFileError):
         Classifier.load(bad)
+
+
+def test_a_gb18030_vector_file_is_named_not_grafted(tiny_task, tmp_path, capsys):
+    """[g07] a GB18030 copy of a vector file used to graft with exit 0, matching its ASCII only."""
+    text = tiny_task["vectors"].read_text(encoding="utf-8")
+    gbk = tmp_path / "gbk.vec"
+    gbk.write_bytes(text.encode("gb18030"))
+    refused(["graft", "--source", str(gbk), "--corpus", str(tiny_task["train"]), "--out", str(tmp_path / "g"),
+             "--no-progress"], capsys, "gbk.vec:2", "GB18030")
+    assert not (tmp_path / "g").exists()
+
+
+def test_labels_mixing_ids_and_names_are_refused_without_classes(tiny_task, tmp_path, capsys):
+    """[d14c] `3` and `society` in one training file used to become 2 classes each."""
+    lines = tiny_task["train"].read_text(encoding="utf-8").splitlines()
+    mixed = tmp_path / "mixed.tsv"
+    mixed.write_text("".join(f"{ln.split(chr(9))[0]}\t{'0' if i % 2 else ln.split(chr(9))[1]}\n"
+                             for i, ln in enumerate(lines)), encoding="utf-8")
+    argv = train_args(tiny_task, tmp_path / "run")
+    argv[argv.index("--train") + 1] = str(mixed)
+    refused(argv, capsys, "mixed.tsv:1", "class ids", "--classes")

@@ -89,6 +89,24 @@ def sniff_text_header(head: bytes, path: str) -> tuple[bool, int, int | None]:
     return False, dim, None
 
 
+def _check_utf8(head: bytes, path: str) -> None:
+    """A vector file is UTF-8: one in GB18030 or GBK (common in China) would match only its ASCII
+    tokens, silently. The file's first bytes are checked (a character cut at their end is not an
+    error)."""
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        cut = head[: head.rfind(b"\n") + 1] or head  # whole lines: a character cut at the end is no sign
+        try:
+            cut.decode("gb18030")
+        except UnicodeDecodeError:
+            return  # a stray byte, not another encoding: the line's parser names it if it is needed
+        if e.start < len(cut):
+            line_no = head[:e.start].count(b"\n") + 1
+            raise MalformedFileError(path, line_no, "not valid UTF-8, but valid GB18030: convert the file "
+                                                    "(iconv -f gb18030 -t utf-8)") from None
+
+
 def header_line_no(head: bytes) -> int:
     """The 1-based line number of the first non-blank line (the header, where there is one)."""
     for i, ln in enumerate(head.removeprefix(BOM).split(b"\n"), 1):
@@ -112,6 +130,7 @@ class TextVectors(CharacterPieces):
             what = "a directory, not a vector file" if self.path.is_dir() else "no such vector file"
             raise FileNotFoundError(f"{self.path}: {what}")
         head = read_head(self.path)
+        _check_utf8(head, self.name)
         has_header, self.dim, self.header_count = sniff_text_header(head, self.name)
         # rows start after the header (blank lines before it are skipped, so it may not be line 1)
         self.first_line = header_line_no(head) + 1 if has_header else 1

@@ -128,8 +128,17 @@ class LabelSet:
 
     @classmethod
     def discover(cls, examples: Examples) -> "LabelSet":
-        """The distinct labels of the training data, in natural order (``2`` before ``10``)."""
-        return cls(sorted(set(examples.labels), key=_natural_key))
+        """The distinct labels of the training data, in natural order (``2`` before ``10``). Labels
+        that mix class ids with names (``3`` and ``society``) are refused: without a classes file
+        they would become two classes each."""
+        labels = sorted(set(examples.labels), key=_natural_key)
+        ids = [x for x in labels if re.fullmatch(r"[0-9]+", x)]
+        if ids and len(ids) < len(labels):
+            i = next(i for i, x in enumerate(examples.labels) if not re.fullmatch(r"[0-9]+", x))
+            raise MalformedFileError(examples.path, examples.lines[i], f"label {examples.labels[i]!r} is a name, "
+                                     f"but other labels are class ids ({', '.join(ids[:3])}): give --classes "
+                                     "to name the ids, or use names throughout")
+        return cls(labels)
 
     @classmethod
     def load(cls, path: PathLike) -> "LabelSet":

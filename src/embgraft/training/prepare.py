@@ -212,8 +212,8 @@ def load_encoder(spec: str, *, trust_remote_code: bool):
     tf = import_transformers("model hf")
     try:
         return tf.AutoModel.from_pretrained(spec, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot load the encoder {spec!r}: {e}".splitlines()[0]) from None
+    except Exception as e:  # noqa: BLE001 - transformers raises many kinds (a refused pickle among them)
+        raise ConfigError(f"cannot load the encoder {spec!r}: {type(e).__name__}: {e}".splitlines()[0]) from None
 
 
 def _hf_model(config: TrainConfig, data: Labelled) -> _Built:
