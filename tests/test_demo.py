@@ -18,7 +18,7 @@ needs_gensim = pytest.mark.skipif(importlib.util.find_spec("gensim") is None,
 
 # A tiny run: few lines, one epoch; the tests check behaviour, never vector quality.
 TINY = dict(max_lines=300, max_reviews=40, epochs=1, min_count=1, progress=False, train_fractions=(1.0,),
-            train_epochs=1, train_seeds=1)
+            train_epochs={1.0: 1}, train_seeds=1)
 
 
 def test_peoples_daily_words_tags_dropped(tmp_path):
@@ -103,7 +103,7 @@ def test_tiny_demo_end_to_end(tmp_path):
     text = "\n".join(said)
     assert text.count("method") >= 2 and "training char vectors" in text
     # the classifier compared on grafted and on random rows, both scored on the same 8 test reviews
-    assert [r["setup"] for r in res.runs["summary"]] == ["bag/random", "bag/grafted"]
+    assert [r["setup"] for r in res.runs["summary"]] == ["textcnn/random", "textcnn/grafted"]
     assert res.runs["test_items"] == 8 and (out / "compare" / "report.html").is_file()
     for r in res.runs["results"]:
         assert f"{r['setup']:24s} fraction 1 seed 0: test accuracy {r['test']['accuracy']:.4f}" in text

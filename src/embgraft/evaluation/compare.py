@@ -101,10 +101,12 @@ def tfidf_baseline(train_texts: Sequence[str], train_y: np.ndarray, test_texts: 
 
 
 def compare(base: TrainConfig, *, setups: Sequence[Setup], seeds: int, out: str | Path,
-            train_fractions: Sequence[float] = (1.0,), force: bool = False, progress: bool = False,
-            log: Callable[..., None] = print) -> dict[str, Any]:
+            train_fractions: Sequence[float] = (1.0,), epochs_by_fraction: dict[float, int] | None = None,
+            force: bool = False, progress: bool = False, log: Callable[..., None] = print) -> dict[str, Any]:
     """Train every set-up over ``seeds`` seeds at every train fraction; write ``compare.json``,
-    ``compare.csv``, ``compare.png`` and one run directory per run under ``out/runs``."""
+    ``compare.csv``, ``compare.png`` and one run directory per run under ``out/runs``.
+    ``epochs_by_fraction`` gives the small fractions more epochs (a few hundred texts are a few
+    steps an epoch); a fraction it does not name takes ``base.epochs``."""
     # training (and so torch) is imported here, not with the module: `embgraft report` reads
     # this module's file names and should not pay for it
     from embgraft.training.loop import train
@@ -136,7 +138,8 @@ def compare(base: TrainConfig, *, setups: Sequence[Setup], seeds: int, out: str 
                 for seed in range(seeds):
                     # replace() validates again: each set-up must make a valid config on its own
                     cfg = replace(base, model=s.model, graft=s.graft, random_init=s.random_init,
-                                  embedding=s.embedding, seed=seed, train_fraction=frac)
+                                  embedding=s.embedding, seed=seed, train_fraction=frac,
+                                  epochs=(epochs_by_fraction or {}).get(frac, base.epochs))
                     rel = Path(RUNS_DIR) / _slug(s.name) / f"fraction-{frac:g}-seed-{seed}"
                     outcome = train(cfg, out=tmp / rel, force=True, progress=progress, log=quiet)
                     test = outcome.metrics["test"]
