@@ -106,9 +106,9 @@ def test_batches_pad_to_min_len_and_a_multiple_with_the_pad_id():
 
     ids = np.array([[5, 6, 7, 0, 0, 0, 0], [8, 9, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
     data = EncodedSet(ids, np.array([3, 2, 7]), np.array([0, 1, 0]), pad_id=0)
-    (short, _, _), = batches(data, [np.array([0, 1])], min_len=1, multiple=1)
+    (short, _, _, _), = batches(data, [np.array([0, 1])], min_len=1, multiple=1)
     assert short.shape == (2, 3)
-    (rounded, _, _), = batches(data, [np.array([0, 1])], multiple=4)
+    (rounded, _, _, _), = batches(data, [np.array([0, 1])], multiple=4)
     assert rounded.tolist() == [[5, 6, 7, 0], [8, 9, 0, 0]]
-    (past, labels, _), = batches(data, [np.array([2, 1])], multiple=4)  # past the matrix's 7 columns
+    (past, labels, _, _), = batches(data, [np.array([2, 1])], multiple=4)  # past the matrix's 7 columns
     assert past.shape == (2, 8) and past[0].tolist() == [1, 2, 3, 4, 5, 6, 7, 0] and labels.tolist() == [0, 1]

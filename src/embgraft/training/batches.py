@@ -33,17 +33,39 @@ def batch_order(lengths: np.ndarray, *, batch_size: int, shuffle: bool, seed: in
 
 
 def batches(data: EncodedSet, order: list[np.ndarray], *, min_len: int = 1, multiple: int = 1) -> Iterator[tuple]:
-    """Yield ``(ids (B, T) int64 tensor, labels (B,) int64 tensor, index (B,))`` with ``T`` the
-    longest text of the batch (at least ``min_len``), rounded up to a ``multiple``."""
+    """Yield ``(ids (R, T) int64 tensor, labels (B,) int64 tensor, index (B,), segments)`` for each
+    batch of ``order``'s texts: ``T`` the longest row of the batch (at least ``min_len``), rounded up
+    to a ``multiple``. A row is a text (``R = B``, ``segments`` None) or, with chunking, one of its
+    windows: ``segments`` (R,) int64 tensor then gives each row's text within the batch."""
     import torch
 
     for idx in order:
-        width = max(int(data.lengths[idx].max()), min_len)
+        rows, segments = data.rows_of(idx)
+        width = max(int(data.lengths[rows].max()), min_len)
         width = -(-width // multiple) * multiple
-        ids = data.ids[idx, :width]
+        ids = data.ids[rows, :width]
         if ids.shape[1] < width:  # rounded past the longest text of the whole set
             ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=data.pad_id)
-        yield torch.from_numpy(np.ascontiguousarray(ids)), torch.from_numpy(data.labels[idx]), idx
+        yield (torch.from_numpy(np.ascontiguousarray(ids)), torch.from_numpy(data.labels[idx]), idx,
+               None if segments is None else torch.from_numpy(segments))
+
+
+def pool_windows(logits, segments, n_texts: int, how: str):
+    """(R, C) window logits -> (n_texts, C): each text's windows pooled by ``how`` (mean | max);
+    ``segments`` None (one row a text) returns ``logits`` as they are."""
+    import torch
+
+    if segments is None:
+        return logits
+    segments = segments.to(logits.device)
+    index = segments[:, None].expand_as(logits)
+    if how == "max":
+        return torch.full((n_texts, logits.shape[1]), float("-inf"), dtype=logits.dtype, device=logits.device
+                          ).scatter_reduce(0, index, logits, reduce="amax", include_self=True)
+    total = torch.zeros((n_texts, logits.shape[1]), dtype=logits.dtype, device=logits.device).scatter_add(0, index,
+                                                                                                        logits)
+    counts = torch.bincount(segments, minlength=n_texts).clamp_min(1).to(logits.dtype)
+    return total / counts[:, None]
 
 
 def predict_logits(model, data: EncodedSet, *, batch_size: int, device, amp=None) -> np.ndarray:
@@ -55,11 +77,11 @@ def predict_logits(model, data: EncodedSet, *, batch_size: int, device, amp=None
     was_training = model.training
     model.eval()
     out = np.empty((len(data), 0), dtype=np.float32)
-    order = batch_order(data.lengths, batch_size=batch_size, shuffle=False, seed=0, epoch=0)
+    order = batch_order(data.text_lengths, batch_size=batch_size, shuffle=False, seed=0, epoch=0)
     with torch.no_grad():
-        for ids, _, idx in batches(data, order, min_len=model.min_len, multiple=model.pad_multiple):
+        for ids, _, idx, segments in batches(data, order, min_len=model.min_len, multiple=model.pad_multiple):
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                logits = model(ids.to(device)).float().cpu().numpy()
+                logits = pool_windows(model(ids.to(device)).float(), segments, len(idx), data.pool).cpu().numpy()
             if out.shape[1] == 0:
                 out = np.empty((len(data), logits.shape[1]), dtype=np.float32)
             out[idx] = logits

@@ -25,7 +25,7 @@ from embgraft.text.vocab import Vocab
 from embgraft.training import rundir
 from embgraft.training.batches import predict_logits
 from embgraft.training.data import LabelSet
-from embgraft.training.encode import HFTextEncoder, TextEncoder, encode
+from embgraft.training.encode import Chunking, HFTextEncoder, TextEncoder, encode
 from embgraft.training.prepare import resolved_max_len
 
 
@@ -130,7 +130,11 @@ def _load_static(run: Path, config: dict, state: dict, *, n_classes: int,
     recipe = Recipe.load(run)
     model = _build(config["model"], state, n_classes=n_classes, options=config, padding_idx=vocab.pad_id,
                    where=run / rundir.MODEL_FILE)
-    encoder = TextEncoder(vocab, recipe, ngrams=config.get("ngrams", 1), words=config.get("words", False))
+    chunk = config.get("chunk")
+    chunks = None if chunk is None else Chunking(chunk, config.get("stride") or chunk, config.get("chunk_pool", "mean"),
+                                                 config.get("max_chunks", 32))
+    encoder = TextEncoder(vocab, recipe, ngrams=config.get("ngrams", 1), words=config.get("words", False),
+                          chunks=chunks)
     return model, encoder
 
 

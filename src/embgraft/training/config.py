@@ -30,6 +30,7 @@ DEVICES = ("auto", "cpu", "cuda")
 AMP = ("auto", "bf16", "off")
 SPARSE = ("auto", "on", "off")
 TENSORBOARD = ("auto", "on", "off")
+CHUNK_POOLS = ("mean", "max")
 TRAIN_LAYERS = ("none", "all", "first", "last")
 SCHEDULES = ("constant", "linear", "exponential", "cosine", "plateau")
 OPTIMIZERS = ("adamw", "sgd")
@@ -103,6 +104,11 @@ class TrainConfig:
                           "adds their mean as a bag branch beside its convolutions")
     ngram_min_count: int = knob(1, "n-grams seen fewer times in train get no row")
     ngram_scale: float = knob(1.0, "multiply composed n-gram rows by this")
+    chunk: int | None = knob(None, "long texts: windows of this many tokens, scored apart and their logits pooled "
+                                   "(training and serving alike); texts within one window as without it")
+    stride: int | None = knob(None, "with --chunk: tokens from one window's start to the next (default: --chunk)")
+    chunk_pool: str = knob("mean", "with --chunk: how a text's window logits are pooled: mean | max")
+    max_chunks: int = knob(32, "with --chunk: the most windows of a text, evenly spread over it")
     words: bool = knob(False, "with --ngrams on a character graft: also a row per jieba word of the training "
                               "texts longer than the n-grams, composed as the mean of its characters")
     embedding: str = knob("full", "full | frozen | partial (train only rows the source lacked) | gradual:N "
@@ -197,6 +203,14 @@ class TrainConfig:
             self.length_bucket = 50 if MODELS[self.model].bag else 1
 
     # --- derived
+    def chunking(self):
+        """The :class:`~embgraft.training.encode.Chunking` of ``--chunk``, or None."""
+        from embgraft.training.encode import Chunking
+
+        if self.chunk is None:
+            return None
+        return Chunking(self.chunk, self.stride or self.chunk, self.chunk_pool, self.max_chunks)
+
     @property
     def tokenizer_level(self) -> str:
         """Without a graft, how texts become tokens (``level``, default char)."""
@@ -313,6 +327,17 @@ def _check_embedding(c: TrainConfig) -> list[str]:
     elif mode[0] == "partial" and (c.graft is None or c.random_init):
         p.append("embedding partial keeps the rows found in a source: it needs --graft without --random-init")
     p.choice("sparse", SPARSE)
+    if c.chunk is not None:
+        p.positive("chunk")
+        p.positive("stride", allow_none=True)
+        if isinstance(c.stride, int) and isinstance(c.chunk, int) and c.stride > c.chunk:
+            p.append(f"stride {c.stride} is longer than the chunk {c.chunk}: parts of the text would be skipped")
+        if c.model in MODELS and MODELS[c.model].hf:
+            p.append("chunk is for the static models: an hf encoder cuts texts at --max-len")
+    elif c.stride is not None:
+        p.append("stride is the step between windows: give --chunk with it")
+    p.choice("chunk_pool", CHUNK_POOLS)
+    p.positive("max_chunks")
     return p
 
 

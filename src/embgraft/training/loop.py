@@ -27,7 +27,7 @@ from embgraft.console import quiet
 from embgraft.errors import ConfigError, NonFiniteLossError, OutputExistsError
 from embgraft.files import check_writable, exclusive, put_in_place, remove, temp_dir_beside
 from embgraft.training import rundir
-from embgraft.training.batches import batch_order, batches, predict_logits
+from embgraft.training.batches import batch_order, batches, pool_windows, predict_logits
 from embgraft.training.config import TrainConfig
 from embgraft.training.devices import (Dist, amp_dtype, end_distributed, init_distributed, pick_device,
                                        release_freed_memory)
@@ -240,7 +240,7 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[float, int, float]:
     if config.embedding_mode == "gradual":
         model.set_embedding_trainable(epoch >= config.gradual_epochs)
     # -- this rank's batches: the same shuffled order everywhere, every world-th batch
-    order = batch_order(prep.train.lengths, batch_size=config.batch_size, shuffle=True, seed=config.seed,
+    order = batch_order(prep.train.text_lengths, batch_size=config.batch_size, shuffle=True, seed=config.seed,
                         epoch=epoch, bucket=config.length_bucket)
     if d.world > 1:
         order = (order * d.world)[: run.steps_per_epoch * d.world][d.rank::d.world]
@@ -248,12 +248,12 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[float, int, float]:
                disable=None if run.progress and d.main else True)  # None: off when not a terminal
     run.train_model.train()
     t0, loss_sum, n_seen = time.perf_counter(), 0.0, 0
-    for ids, labels, idx in batches(prep.train, order, min_len=model.min_len, multiple=model.pad_multiple):
+    for ids, labels, idx, segments in batches(prep.train, order, min_len=model.min_len, multiple=model.pad_multiple):
         # -- one step: forward under autocast, backward, clip, LR from the schedule, update
         ids, labels = ids.to(run.device, non_blocking=True), labels.to(run.device, non_blocking=True)
         set_lr(optimizers, run.schedule.factor(state["step"]))
         with torch.autocast(run.device.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
-            logits = run.train_model(ids)
+            logits = pool_windows(run.train_model(ids), segments, len(idx), prep.train.pool)
         if prep.n_unlabelled:  # unlabelled texts (label -1) take part in the distillation term only
             known = labels >= 0
             loss = (classification_loss(logits[known].float(), labels[known], weight=run.class_weight,

@@ -203,7 +203,7 @@ def _static_model(config: TrainConfig, data: Labelled, *, more_texts: list[str] 
         extra["ngram_start"] = n_token_rows
     model = build_model(config.model, embedding=token_embedding(config, result), n_classes=len(data.labels),
                         options=config.model_options(), **extra)
-    encoder = TextEncoder(result.vocab, recipe, ngrams=config.ngrams, words=config.words)
+    encoder = TextEncoder(result.vocab, recipe, ngrams=config.ngrams, words=config.words, chunks=config.chunking())
     return _Built(model, encoder, result, report)
 
 
