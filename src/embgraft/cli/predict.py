@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing --output")
     p.add_argument("--top-k", type=int, default=1, help="labels shown per text (default 1)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="hf runs: allow code the run's encoder config names (off: a run never decides that)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give texts to classify, or --input FILE")
     if args.output:
         check_writable(args.output, force=args.force)
-    clf = Classifier.load(args.run, device=args.device)
+    clf = Classifier.load(args.run, device=args.device, trust_remote_code=args.trust_remote_code)
     texts = list(args.texts)
     if args.input:
         texts += list(iter_texts(args.input, fmt=args.corpus_format, text_column=args.text_column))
