@@ -32,18 +32,27 @@ def batch_order(lengths: np.ndarray, *, batch_size: int, shuffle: bool, seed: in
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def batches(data: EncodedSet, order: list[np.ndarray], *, min_len: int = 1, multiple: int = 1) -> Iterator[tuple]:
-    """Yield ``(ids (B, T) int64 tensor, labels (B,) int64 tensor, index (B,))`` with ``T`` the
-    longest text of the batch (at least ``min_len``), rounded up to a ``multiple``."""
-    import torch
-
+def padded_batches(data: EncodedSet, order: list[np.ndarray], *, min_len: int = 1,
+                   multiple: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(ids (B, T) int64 array, index (B,))`` with ``T`` the longest text of the batch (at
+    least ``min_len``), rounded up to a ``multiple``. NumPy only: the torch-free ONNX predictor
+    (``embgraft.export``) pads exactly as training and ``Classifier`` do."""
     for idx in order:
         width = max(int(data.lengths[idx].max()), min_len)
         width = -(-width // multiple) * multiple
         ids = data.ids[idx, :width]
         if ids.shape[1] < width:  # rounded past the longest text of the whole set
             ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=data.pad_id)
-        yield torch.from_numpy(np.ascontiguousarray(ids)), torch.from_numpy(data.labels[idx]), idx
+        yield np.ascontiguousarray(ids), idx
+
+
+def batches(data: EncodedSet, order: list[np.ndarray], *, min_len: int = 1, multiple: int = 1) -> Iterator[tuple]:
+    """Yield ``(ids (B, T) int64 tensor, labels (B,) int64 tensor, index (B,))``, padded as
+    :func:`padded_batches` pads."""
+    import torch
+
+    for ids, idx in padded_batches(data, order, min_len=min_len, multiple=multiple):
+        yield torch.from_numpy(ids), torch.from_numpy(data.labels[idx]), idx
 
 
 def predict_logits(model, data: EncodedSet, *, batch_size: int, device, amp=None) -> np.ndarray:

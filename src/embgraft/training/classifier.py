@@ -65,10 +65,7 @@ class Classifier:
 
     def predict(self, texts: Sequence[str], *, top_k: int = 1) -> list[list[tuple[str, float]]]:
         """For each text, the ``top_k`` (label, probability) pairs, most probable first."""
-        proba = self.predict_proba(texts)
-        k = max(1, min(top_k, proba.shape[1]))
-        top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-        return [[(self.labels.names[j], float(p[j])) for j in row] for p, row in zip(proba, top)]
+        return self.labels.top(self.predict_proba(texts), top_k)
 
 
 def _load_static(run: Path, config: dict, state: dict, *, n_classes: int) -> tuple[TextClassifier, TextEncoder]:
