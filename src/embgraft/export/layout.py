@@ -22,6 +22,7 @@ EXPORT_FILE = "export.json"
 ONNX_FILE = "model.onnx"
 HF_TOKENIZER_FILE = "tokenizer.json"
 ONNX_FORMAT = "embgraft-onnx"
+MODEL2VEC_FORMAT = "embgraft-model2vec"  # export.json's format in a Model2Vec directory (export.model2vec)
 FORMAT_VERSION = 1
 INPUT_NAME = "ids"
 OUTPUT_NAME = "logits"
