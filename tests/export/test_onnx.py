@@ -97,3 +97,30 @@ def test_a_bundle_path_outside_the_export_is_refused(thuc_run, tmp_path):
 
     with pytest.raises(MalformedFileError, match="outside the export directory"):
         inside(tmp_path, "../x")
+
+
+def test_an_hf_run_on_its_own_tokenizer_exports_and_predicts_without_transformers(tiny_task, tmp_path):
+    import torch
+    import transformers
+
+    from embgraft.training.config import TrainConfig
+    from embgraft.training.loop import train
+
+    chars = "球赛队员跑跳胜负冠军股市银行利率基金债券"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(chars)
+    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=160)
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(tmp_path / "bert")
+    transformers.BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}).save_pretrained(tmp_path / "bert")
+    cfg = TrainConfig(train=str(tiny_task["train"]), dev=str(tiny_task["dev"]), model="hf",
+                      hf_model=str(tmp_path / "bert"), epochs=1, batch_size=16, lr=3e-3, patience=None,
+                      tensorboard="off")
+    run = train(cfg, out=tmp_path / "run", progress=False, log=lambda *a, **k: None).out
+    meta = export_onnx(run, tmp_path / "e")
+    assert meta["encoding"]["kind"] == "tokenizer" and (tmp_path / "e" / "tokenizer.json").is_file()
+    texts = ["球赛冠军", "银行利率基金", "", "  ", "球赛" * 200, "猫狗"]  # unknown characters, cut at 128
+    np.testing.assert_allclose(Predictor.load(tmp_path / "e").predict_proba(texts),
+                               Classifier.load(run).predict_proba(texts), atol=1e-5, rtol=0)
+    code = f"from embgraft.export import Predictor\nPredictor.load({str(tmp_path / 'e')!r}).predict(['球赛'])\n"
+    assert_not_imported(code, ["torch", "transformers"])
