@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "embgraft"
 # the parts of the package in the data's path, ground first: a part imports only parts before it
 ORDER = ("errors", "version", "console", "files", "text", "hf", "sources", "grafting", "models", "training",
-         "evaluation", "demo", "cli", "__init__", "__main__")
+         "evaluation", "export", "serve", "demo", "cli", "__init__", "__main__")
 
 
 def module_name(path: Path) -> str:

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cv": ("embgraft.cli.cv", "k-fold stratified cross-validation with the train options"),
     "compare": ("embgraft.cli.compare", "set-ups x seeds (+ TF-IDF baseline, significance vs random init)"),
     "report": ("embgraft.cli.report", "one self-contained report.html for a run or compare directory"),
+    "export": ("embgraft.cli.export", "a run as ONNX (+ int8) with its tokenisation, for the torch-free Predictor"),
+    "serve": ("embgraft.cli.serve", "a JSON HTTP API (POST /predict, GET /health, GET /labels) on a run or export"),
     "demo": ("embgraft.cli.demo", "offline demo: stand-in vectors from People's Daily, grafted onto review sentiment"),
 }
 

@@ -1,7 +1,8 @@
 """Readers of pretrained parameters, all behind one contract (see ``base.Source``).
 
 ``open_source`` picks the reader from a table of kinds; the kind comes from the user, or from
-the path: a directory or a hub id is a transformer checkpoint, a file goes by its suffix
+the path: a directory holding a Model2Vec model (``tokenizer.json`` + an ``embeddings`` tensor) is
+``model2vec``, another directory or a hub id is a transformer checkpoint, a file goes by its suffix
 (under any ``.gz``/``.bz2``/``.xz``).
 """
 
@@ -18,6 +19,7 @@ from embgraft.sources.base import Piece, ScanStats, Source
 from embgraft.sources.binary import BinaryVectors
 from embgraft.sources.checkpoint import CheckpointSource
 from embgraft.sources.compression import compression_of, stem_suffix
+from embgraft.sources.model2vec import Model2VecSource, is_model2vec_dir
 from embgraft.sources.text import TextVectors
 
 # kind -> (reader class, fixed keyword arguments). Importing the readers is cheap: each imports
@@ -30,6 +32,7 @@ SOURCE_KINDS: dict[str, tuple[type[Source], dict[str, Any]]] = {
     "word2vec-binary": (BinaryVectors, {}),
     "npy": (ArrayVectors, {}),
     "checkpoint": (CheckpointSource, {}),
+    "model2vec": (Model2VecSource, {}),
 }
 
 # file suffix (under compression) -> kind
@@ -45,8 +48,8 @@ SUFFIX_KINDS = {
 
 def detect_kind(spec: str | os.PathLike) -> str:
     path = Path(spec)
-    if path.is_dir():
-        return "checkpoint"
+    if path.is_dir():  # a Model2Vec directory by its content: tokenizer.json + "embeddings"
+        return "model2vec" if is_model2vec_dir(path) else "checkpoint"
     if path.is_file():
         return SUFFIX_KINDS.get(stem_suffix(path), "text")
     if stem_suffix(path) in SUFFIX_KINDS or compression_of(path):

@@ -32,13 +32,13 @@ def batch_order(lengths: np.ndarray, *, batch_size: int, shuffle: bool, seed: in
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def batches(data: EncodedSet, order: list[np.ndarray], *, min_len: int = 1, multiple: int = 1) -> Iterator[tuple]:
-    """Yield ``(ids (R, T) int64 tensor, labels (B,) int64 tensor, index (B,), segments)`` for each
-    batch of ``order``'s texts: ``T`` the longest row of the batch (at least ``min_len``), rounded up
-    to a ``multiple``. A row is a text (``R = B``, ``segments`` None) or, with chunking, one of its
-    windows: ``segments`` (R,) int64 tensor then gives each row's text within the batch."""
-    import torch
-
+def padded_batches(data: EncodedSet, order: list[np.ndarray], *, min_len: int = 1,
+                   multiple: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Yield ``(ids (R, T) int64 array, index (B,), segments)`` for each batch of ``order``'s texts:
+    ``T`` the longest row of the batch (at least ``min_len``), rounded up to a ``multiple``. A row
+    is a text (``R = B``, ``segments`` None) or, with chunking, one of its windows: ``segments``
+    (R,) then gives each row's text within the batch. NumPy only: the torch-free ONNX predictor
+    (``embgraft.export``) pads exactly as training and ``Classifier`` do."""
     for idx in order:
         rows, segments = data.rows_of(idx)
         width = max(int(data.lengths[rows].max()), min_len)
@@ -46,7 +46,16 @@ def batches(data: EncodedSet, order: list[np.ndarray], *, min_len: int = 1, mult
         ids = data.ids[rows, :width]
         if ids.shape[1] < width:  # rounded past the longest text of the whole set
             ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=data.pad_id)
-        yield (torch.from_numpy(np.ascontiguousarray(ids)), torch.from_numpy(data.labels[idx]), idx,
+        yield np.ascontiguousarray(ids), idx, segments
+
+
+def batches(data: EncodedSet, order: list[np.ndarray], *, min_len: int = 1, multiple: int = 1) -> Iterator[tuple]:
+    """Yield ``(ids (R, T) int64 tensor, labels (B,) int64 tensor, index (B,), segments)``, padded as
+    :func:`padded_batches` pads (``segments`` a tensor, or None)."""
+    import torch
+
+    for ids, idx, segments in padded_batches(data, order, min_len=min_len, multiple=multiple):
+        yield (torch.from_numpy(ids), torch.from_numpy(data.labels[idx]), idx,
                None if segments is None else torch.from_numpy(segments))
 
 

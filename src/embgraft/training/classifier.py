@@ -78,10 +78,7 @@ class Classifier:
     def predict(self, texts: Sequence[str] | str, *, top_k: int = 1) -> list[list[tuple[str, float]]]:
         """For each text, the ``top_k`` (label, probability) pairs, most probable first; one string
         is one text (one list of pairs in the returned list)."""
-        proba = self.predict_proba(texts)
-        k = max(1, min(top_k, proba.shape[1]))
-        top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-        return [[(self.labels.names[j], float(p[j])) for j in row] for p, row in zip(proba, top)]
+        return self.labels.top(self.predict_proba(texts), top_k)
 
 
 def _texts(texts: Sequence[str] | str) -> list[str]:

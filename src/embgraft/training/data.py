@@ -156,6 +156,13 @@ class LabelSet:
         with atomic_file(path, force=True) as f:
             f.write("".join(n + "\n" for n in self.names))
 
+    def top(self, proba: np.ndarray, top_k: int = 1) -> list[list[tuple[str, float]]]:
+        """For each row of ``proba`` (n, n_classes), the ``top_k`` (name, probability) pairs, most
+        probable first (ties in id order): what ``predict`` answers, for torch and ONNX alike."""
+        k = max(1, min(top_k, proba.shape[1]))
+        top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        return [[(self.names[j], float(p[j])) for j in row] for p, row in zip(proba, top)]
+
     def id_of(self, label: str) -> int | None:
         i = self._index.get(label)
         if i is None and re.fullmatch(r"[0-9]+", label) and int(label) < len(self.names):

@@ -1,0 +1,137 @@
+"""A Model2Vec static model directory as a source: ``tokenizer.json`` + ``model.safetensors``
+holding ``embeddings`` (and, where its vocabulary was quantised, ``mapping`` and ``weights``).
+
+Token ``i`` of the tokenizer's vocabulary has the row ``embeddings[mapping[i]] * weights[i]``
+(``mapping`` and ``weights`` each optional), computed as ``model2vec.StaticModel`` computes it,
+so an exact row is bit-identical to the model's. The tokens are the tokenizer model's
+vocabulary (read from ``tokenizer.json`` as JSON: no ``tokenizers`` needed); matching is exact,
+so a tokenizer that lower-cases its input has lower-case tokens (``--normalise lower`` finds
+them). A word the model lacks is composed from its longest sub-strings the model has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from embgraft.errors import MalformedFileError
+from embgraft.files import read_json
+from embgraft.sources.base import Piece, StaticReader, longest_match_pieces, substrings
+
+TOKENIZER_FILE = "tokenizer.json"
+WEIGHTS_FILE = "model.safetensors"
+EMBEDDINGS_KEY = "embeddings"
+MAPPING_KEY = "mapping"
+TOKEN_WEIGHTS_KEY = "weights"
+
+
+def safetensors_keys(path: Path) -> set[str]:
+    """The tensor names in a safetensors file's header (8-byte length, then JSON), without
+    reading the data; an empty set for a file that is not safetensors."""
+    try:
+        with open(path, "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            if n > 100 << 20:
+                return set()
+            header = json.loads(f.read(n))
+    except (OSError, struct.error, ValueError):
+        return set()
+    return set(header) - {"__metadata__"} if isinstance(header, dict) else set()
+
+
+def is_model2vec_dir(path: Path) -> bool:
+    """A directory with ``tokenizer.json`` and a ``model.safetensors`` holding ``embeddings``
+    (a transformer checkpoint's tensors are named by layer: ``embeddings.word_embeddings...``)."""
+    return (path / TOKENIZER_FILE).is_file() and EMBEDDINGS_KEY in safetensors_keys(path / WEIGHTS_FILE)
+
+
+def tokenizer_vocab(path: Path) -> list[str]:
+    """The tokens of ``tokenizer.json``'s model in id order (WordLevel/WordPiece/BPE: a
+    ``{token: id}`` map; Unigram: a ``[[token, score], ...]`` list), added tokens included."""
+    data = read_json(path, expect=dict)
+    model = data.get("model")
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    if isinstance(vocab, dict):
+        by_id = {int(i): t for t, i in vocab.items()}
+    elif isinstance(vocab, list):
+        by_id = {i: entry[0] for i, entry in enumerate(vocab)}
+    else:
+        raise MalformedFileError(path, None, "no model vocabulary (model.vocab) in this tokenizer")
+    for added in data.get("added_tokens") or []:
+        by_id.setdefault(int(added["id"]), added["content"])
+    n = max(by_id) + 1 if by_id else 0
+    if sorted(by_id) != list(range(n)):
+        raise MalformedFileError(path, None, "token ids are not 0..n-1")
+    return [by_id[i] for i in range(n)]
+
+
+class Model2VecSource(StaticReader):
+    """Rows of a Model2Vec model, by token (see the module docstring)."""
+
+    kind = "model2vec"
+
+    def __init__(self, path: str | os.PathLike, **options) -> None:
+        super().__init__(path, **options)
+        from safetensors.numpy import load_file
+
+        if not is_model2vec_dir(self.path):
+            raise MalformedFileError(self.path, None, f"not a Model2Vec directory: needs {TOKENIZER_FILE} and "
+                                                      f"{WEIGHTS_FILE} holding {EMBEDDINGS_KEY!r}")
+        tensors = load_file(str(self.path / WEIGHTS_FILE))
+        self.embeddings = tensors[EMBEDDINGS_KEY]
+        self.mapping = tensors.get(MAPPING_KEY)
+        self.weights = tensors.get(TOKEN_WEIGHTS_KEY)
+        where = self.path / WEIGHTS_FILE
+        if self.embeddings.ndim != 2 or self.embeddings.dtype.kind not in "fiu":
+            raise MalformedFileError(where, None, f"{EMBEDDINGS_KEY!r} must be a 2-d matrix of numbers, "
+                                                  f"not {self.embeddings.dtype} {self.embeddings.shape}")
+        self.tokens = tokenizer_vocab(self.path / TOKENIZER_FILE)
+        n = len(self.tokens)
+        if self.mapping is None and self.embeddings.shape[0] != n:
+            raise MalformedFileError(where, None, f"{self.embeddings.shape[0]} rows for {n} tokens and no mapping")
+        if self.mapping is not None and (self.mapping.shape != (n,) or self.mapping.min(initial=0) < 0
+                                         or self.mapping.max(initial=0) >= self.embeddings.shape[0]):
+            raise MalformedFileError(where, None, f"{MAPPING_KEY!r} must give each of the {n} tokens a row")
+        if self.weights is not None and self.weights.shape != (n,):
+            raise MalformedFileError(where, None, f"{TOKEN_WEIGHTS_KEY!r} must hold one weight per token ({n})")
+        self.dim = int(self.embeddings.shape[1])
+        self.index: dict[str, int] = {}
+        for i, token in enumerate(self.tokens):
+            self.index.setdefault(token, i)
+        self.scan.n_rows = n
+        self.scan.n_bytes = (self.path / WEIGHTS_FILE).stat().st_size
+
+    def rows(self, ids: list[int]) -> np.ndarray:
+        """(len(ids), dim): token rows as ``StaticModel`` computes them, in the source's dtype."""
+        ids_arr = np.asarray(ids, dtype=np.int64)
+        emb = self.embeddings[ids_arr if self.mapping is None else self.mapping[ids_arr]]
+        if self.weights is not None:
+            emb = emb * self.weights[ids_arr][:, None]
+        return emb
+
+    def _finite(self, token: str, vec: np.ndarray) -> np.ndarray | None:
+        if np.isfinite(vec).all():
+            return vec.astype(self.dtype, copy=False)
+        self.scan.bad_row(self.on_bad_line, self.name, None,
+                          f"token {token!r} (id {self.index[token]}): non-finite value (nan or inf)")
+        return None
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        keys = [k for k in dict.fromkeys(keys)]
+        have = [k for k in keys if k in self.index]
+        rows = self.rows([self.index[k] for k in have]) if have else np.zeros((0, self.dim))
+        found = {k: v for k, row in zip(have, rows) if (v := self._finite(k, row)) is not None}
+        self.scan.n_requested = len(keys)
+        self.scan.n_found = len(found)
+        return found
+
+    def pieces(self, token: str, found: Mapping[str, np.ndarray]) -> list[Piece]:
+        subs = [s for s in substrings(token, max_piece_chars=self.max_piece_chars) if s in self.index]
+        have = {s: v for s, row in zip(subs, self.rows([self.index[s] for s in subs]) if subs else [])
+                if (v := self._finite(s, row)) is not None}
+        return longest_match_pieces(token, have, max_piece_chars=self.max_piece_chars)
