@@ -444,3 +444,30 @@ def test_labels_mixing_ids_and_names_are_refused_without_classes(tiny_task, tmp_
     argv = train_args(tiny_task, tmp_path / "run")
     argv[argv.index("--train") + 1] = str(mixed)
     refused(argv, capsys, "mixed.tsv:1", "class ids", "--classes")
+
+
+# -- 9. outputs that keep their rows ----------------------------------------------------------------
+def test_predict_keeps_one_row_per_input_line_and_escapes_fields(run, tmp_path, capsys):
+    """[p14 p28 p29 p30 p02 p03 p23] blank lines keep their row; tabs and newlines are escaped; an
+    empty text is refused as in training; an empty input file says so."""
+    inp = tmp_path / "in.txt"
+    inp.write_text("球赛冠军\n\n银行利率\n  \n", encoding="utf-8")
+    assert main(["predict", str(run), "--input", str(inp), "--output", str(tmp_path / "p.tsv")]) == 0
+    rows = (tmp_path / "p.tsv").read_text(encoding="utf-8").split("\n")[1:-1]
+    assert [r.split("\t")[0] for r in rows] == ["球赛冠军", "", "银行利率", ""]
+    assert rows[1] == "\t\t\t[]" and rows[0].split("\t")[1]
+    assert main(["predict", str(run), "左\t右", "上\n下", "--output", str(tmp_path / "t.tsv")]) == 0
+    rows = (tmp_path / "t.tsv").read_text(encoding="utf-8").split("\n")[1:-1]
+    assert [r.split("\t")[0] for r in rows] == ["左\\t右", "上\\n下"] and all(r.count("\t") == 3 for r in rows)
+    assert main(["predict", str(run), "左\t右", "--output", str(tmp_path / "t.jsonl")]) == 0
+    assert json.loads((tmp_path / "t.jsonl").read_text(encoding="utf-8"))["text"] == "左\t右"
+    capsys.readouterr()
+    refused(["predict", str(run), "   "], capsys, "text 1 is empty")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    refused(["predict", str(run), "--input", str(empty)], capsys, "empty.txt", "no text")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("keep", encoding="utf-8")
+    refused(["predict", str(run), "x", "--output", str(full), "--force"], capsys, "is a directory")  # [e15]
+    assert (full / "keep.txt").read_text(encoding="utf-8") == "keep"

@@ -15,7 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="FILE",
                    help="texts from a file: one per line, or a TSV/CSV/JSONL corpus (its text column)")
     add_corpus_arguments(p.add_argument_group("--input"))
-    p.add_argument("--output", metavar="FILE", help="write TSV (text, label, probability, top-k JSON) here")
+    p.add_argument("--output", metavar="FILE",
+                   help="write the predictions here: TSV (line, text, label, probability, top-k JSON; tabs and "
+                        "newlines escaped), or JSONL for a .jsonl path; one row per input row, a blank input "
+                        "line as a row without a label")
     p.add_argument("--force", action="store_true", help="overwrite an existing --output")
     p.add_argument("--top-k", type=int, default=1, help="labels shown per text (default 1)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -24,29 +27,65 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from embgraft.errors import ConfigError
-    from embgraft.files import atomic_file, check_writable
-    from embgraft.text.corpus import iter_texts
+    from embgraft.errors import ConfigError, MalformedFileError
+    from embgraft.files import FILE, check_writable
+    from embgraft.text.corpus import detect_format, iter_records
     from embgraft.training.classifier import Classifier
 
     if not args.texts and not args.input:
         raise ConfigError("give texts to classify, or --input FILE")
+    for i, text in enumerate(args.texts, 1):
+        if not text.strip():
+            raise ConfigError(f"text {i} is empty: there is nothing to classify (training refuses empty texts too)")
     if args.output:
-        check_writable(args.output, force=args.force)
-    clf = Classifier.load(args.run, device=args.device, trust_remote_code=args.trust_remote_code)
-    texts = list(args.texts)
+        check_writable(args.output, force=args.force, kind=FILE, inputs=(args.run, args.input))
+    rows: list[tuple[int | None, str | None]] = [(None, t) for t in args.texts]  # (input line, text or None: blank)
     if args.input:
-        texts += list(iter_texts(args.input, fmt=args.corpus_format, text_column=args.text_column))
-    results = clf.predict(texts, top_k=args.top_k)
+        fmt = detect_format(args.input, args.corpus_format)
+        records = [(line, text) for line, text, _ in iter_records(args.input, fmt=fmt, text_column=args.text_column)]
+        if not records:
+            raise MalformedFileError(args.input, None, "holds no text to classify")
+        if fmt == "text":  # one row per input line: blank lines keep theirs, marked
+            by_line = dict(records)
+            with open(args.input, "rb") as f:
+                n_lines = sum(1 for _ in f)
+            records = [(n, by_line.get(n)) for n in range(1, n_lines + 1)]
+        rows += [(n, text if text is not None and text.strip() else None) for n, text in records]
+    clf = Classifier.load(args.run, device=args.device, trust_remote_code=args.trust_remote_code)
+    found = iter(clf.predict([t for _, t in rows if t is not None], top_k=args.top_k))
+    results = [None if t is None else next(found) for _, t in rows]
     if args.output:
-        with atomic_file(args.output, force=args.force) as f:
-            f.write("text\tlabel\tprobability\ttop_k\n")
-            for text, top in zip(texts, results):
-                f.write(f"{text}\t{top[0][0]}\t{top[0][1]:.6f}\t"
-                        f"{json.dumps([[lab, round(p, 6)] for lab, p in top], ensure_ascii=False)}\n")
-        print(f"{len(texts):,} predictions -> {args.output}")
+        _write(args.output, rows, results, force=args.force)
+        print(f"{sum(r is not None for r in results):,} predictions, {sum(r is None for r in results):,} blank "
+              f"lines kept as rows -> {args.output}")
         return 0
-    for text, top in zip(texts, results):
-        shown = "  ".join(f"{lab} {p:.4f}" for lab, p in top)
-        sys.stdout.write(f"{shown}\t{text}\n")
+    for (_, text), top in zip(rows, results):
+        shown = "(blank line)" if top is None else "  ".join(f"{lab} {p:.4f}" for lab, p in top)
+        sys.stdout.write(f"{shown}\t{escape(text or '')}\n")
     return 0
+
+
+def escape(text: str) -> str:
+    from embgraft.files import escape_field
+
+    return escape_field(text)
+
+
+def _write(path: str, rows, results, *, force: bool) -> None:
+    """TSV (fields escaped as ``\\t \\n \\\\``), or JSONL for a ``.jsonl``/``.json`` path: one row
+    per input row, a blank input line as a row with no label."""
+    from embgraft.files import atomic_file
+
+    jsonl = path.lower().endswith((".jsonl", ".json"))
+    with atomic_file(path, force=force) as f:
+        if not jsonl:
+            f.write("text\tlabel\tprobability\ttop_k\n")
+        for (line, text), top in zip(rows, results):
+            pairs = [] if top is None else [[lab, round(p, 6)] for lab, p in top]
+            if jsonl:
+                f.write(json.dumps({"line": line, "text": text or "", "label": pairs[0][0] if pairs else None,
+                                    "probability": pairs[0][1] if pairs else None, "top_k": pairs},
+                                   ensure_ascii=False) + "\n")
+            else:
+                f.write(f"{escape(text or '')}\t{pairs[0][0] if pairs else ''}\t{pairs[0][1] if pairs else ''}\t"
+                        f"{json.dumps(pairs, ensure_ascii=False)}\n")
