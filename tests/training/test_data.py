@@ -77,8 +77,11 @@ def test_stratified_split_keeps_class_shares(tmp_path):
 def test_encoder_follows_recipe_with_ngrams_and_max_len():
     vocab = Vocab.from_tokens(["a", "b", "c", "ab", "bc"])
     enc = TextEncoder(vocab, Recipe(level="char", lowercase=True, max_len=2), ngrams=2)
-    # tokens cut to max_len, n-grams from the whole text; unknown bigram "cx" dropped, "X" -> <unk>
-    assert enc.encode("ABcx") == [vocab.index("a"), vocab.index("b"), vocab.index("ab"), vocab.index("bc")]
+    # tokens cut to max_len, n-grams of the kept tokens ("bc" starts past the cut)
+    assert enc.encode("ABcx") == [vocab.index("a"), vocab.index("b"), vocab.index("ab")]
+    whole = TextEncoder(vocab, Recipe(level="char", lowercase=True, max_len=4), ngrams=2)
+    # unknown bigram "cx" dropped, "x" -> <unk>
+    assert whole.encode("ABcx") == [vocab.index(c) for c in "abcx"] + [vocab.index("ab"), vocab.index("bc")]
     data = encode(["ab", "c", "zz"], np.array([0, 1, 0]), TextEncoder(vocab, Recipe(level="char")), min_len=3)
     assert data.ids.tolist() == [[2, 3, 0], [4, 0, 0], [1, 1, 0]] and data.lengths.tolist() == [2, 1, 2]
 
@@ -112,3 +115,14 @@ def test_batches_pad_to_min_len_and_a_multiple_with_the_pad_id():
     assert rounded.tolist() == [[5, 6, 7, 0], [8, 9, 0, 0]]
     (past, labels, _, _), = batches(data, [np.array([2, 1])], multiple=4)  # past the matrix's 7 columns
     assert past.shape == (2, 8) and past[0].tolist() == [1, 2, 3, 4, 5, 6, 7, 0] and labels.tolist() == [0, 1]
+
+
+def test_ngram_and_word_ids_come_from_the_kept_tokens_only():
+    """[d10b p07c] a text's ids are bounded by max_len: n-grams and words of the cut text only."""
+    vocab = Vocab.from_tokens(list("中国人民") + ["中国", "国人", "人民", "中国人民"])
+    enc = TextEncoder(vocab, Recipe(level="char", max_len=3), ngrams=2, words=True)
+    short = TextEncoder(vocab, Recipe(level="char", max_len=99), ngrams=2, words=True)
+    assert enc.encode("中国人") == short.encode("中国人")  # within max_len: as before
+    ids = enc.encode("中国 人民" * 10_000)
+    assert ids[:3] == vocab.encode(list("中国人")) and len(ids) <= 3 + 2 + 1
+    assert vocab.index("人民") not in ids  # its characters were cut

@@ -24,9 +24,10 @@ class TextEncoder:
 
     With ``ngrams`` > 1, the ids of the text's 2..n-grams that the vocabulary holds follow the
     token ids (for bags, where order does not matter; textcnn tells them apart by id, as n-gram
-    rows follow the token rows); n-grams are built from the tokens *before* the ``max_len`` cut
-    so a bag sees the whole text. With ``words``, the ids of the text's jieba words longer than
+    rows follow the token rows). With ``words``, the ids of the text's jieba words longer than
     ``ngrams`` characters that the vocabulary holds come last (see :mod:`embgraft.grafting.ngrams`).
+    All of them come from the first ``max_len`` tokens (and the text they span), so a text's ids are
+    bounded; ``chunks`` covers a long text with windows instead.
     """
 
     def __init__(self, vocab: Vocab, recipe: Recipe, *, ngrams: int = 1, words: bool = False,
@@ -40,8 +41,25 @@ class TextEncoder:
 
     def encode(self, text: str) -> list[int]:
         toks = self.tokenize(text)
-        ids = self.vocab.encode(toks[: self.recipe.max_len] if self.recipe.max_len else toks)
-        return ids + self._extra_ids(toks, text)
+        cut = self.recipe.max_len
+        if cut and len(toks) > cut:
+            # n-grams and words of the kept tokens only: a text's ids stay bounded by max_len (one
+            # 1 MB line with bigrams took 8.4 GB when they came from the whole text)
+            return self.vocab.encode(toks[:cut]) + self._extra_ids(toks[:cut], self._prefix(text, cut))
+        return self.vocab.encode(toks) + self._extra_ids(toks, text)
+
+    def _prefix(self, text: str, n_tokens: int) -> str:
+        """``text`` up to the end of its ``n_tokens``-th token (character level: whitespace is no
+        token), the part whose words the kept tokens spell."""
+        if self.recipe.level != "char":
+            return text
+        seen = 0
+        for i, ch in enumerate(text):
+            if not ch.isspace():
+                seen += 1
+                if seen == n_tokens:
+                    return text[: i + 1]
+        return text
 
     def _extra_ids(self, toks: list[str], text: str) -> list[int]:
         """The ids of ``toks``' n-grams and of ``text``'s words that the vocabulary holds."""
