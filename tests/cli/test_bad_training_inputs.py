@@ -471,3 +471,45 @@ def test_predict_keeps_one_row_per_input_line_and_escapes_fields(run, tmp_path, 
     (full / "keep.txt").write_text("keep", encoding="utf-8")
     refused(["predict", str(run), "x", "--output", str(full), "--force"], capsys, "is a directory")  # [e15]
     assert (full / "keep.txt").read_text(encoding="utf-8") == "keep"
+
+
+# -- 8. messages that point at the cause ------------------------------------------------------------
+def test_a_txt_read_as_plain_text_names_the_line_that_made_it_so(tiny_task, tmp_path, capsys):
+    """[d15 d05 d22 d03] a .txt whose 21st line has no tab was read as plain text, and the error
+    blamed line 1."""
+    lines = tiny_task["train"].read_text(encoding="utf-8").splitlines()
+    bad = tmp_path / "nolabel.txt"
+    bad.write_text("\n".join(lines[:20] + ["没有标签的一行"] + lines[20:]) + "\n", encoding="utf-8")
+    argv = train_args(tiny_task, tmp_path / "run")
+    argv[argv.index("--train") + 1] = str(bad)
+    refused(argv, capsys, "nolabel.txt:1", "line 21 has no tab", "--format tsv")
+
+
+def test_a_stray_tab_past_the_sniffed_lines_is_an_error_not_a_class(tiny_task, tmp_path, capsys):
+    """[d05c] a tab inside a text past line 50 of a .txt became an 11th class."""
+    lines = tiny_task["train"].read_text(encoding="utf-8").splitlines()
+    bad = tmp_path / "tab60.txt"
+    bad.write_text("\n".join(lines[:59] + ["左边\t右边\t体育"] + lines[59:]) + "\n", encoding="utf-8")
+    argv = train_args(tiny_task, tmp_path / "run")
+    argv[argv.index("--train") + 1] = str(bad)
+    refused(argv, capsys, "tab60.txt:60", "2 tabs", "--format tsv")
+
+
+def test_a_directory_given_as_data_says_so(tiny_task, tmp_path, capsys):
+    """[d24]"""
+    (tmp_path / "bad").mkdir()
+    argv = train_args(tiny_task, tmp_path / "run")
+    argv[argv.index("--train") + 1] = str(tmp_path / "bad")
+    refused(argv, capsys, "is a directory, not a data file")
+
+
+def test_an_unterminated_csv_quote_names_its_line(tiny_task, tmp_path, capsys):
+    """[d11c] the error named the file's last line."""
+    rows = [ln.split("\t") for ln in tiny_task["train"].read_text(encoding="utf-8").splitlines()]
+    bad = tmp_path / "q.csv"
+    body = [f"{t},{y}" for t, y in rows]
+    body[30] = '"' + body[30]
+    bad.write_text("text,label\n" + "\n".join(body) + "\n", encoding="utf-8")
+    argv = train_args(tiny_task, tmp_path / "run")
+    argv[argv.index("--train") + 1] = str(bad)
+    refused(argv, capsys, "q.csv:32", "unterminated quote")

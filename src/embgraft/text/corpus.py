@@ -55,40 +55,74 @@ def detect_format(path: PathLike, fmt: str | None = None) -> str:
     Chinese classification sets ship that way, and counting the label digits as characters of
     the text would be a silent error. ``fmt="text"`` forces plain text.
     """
+    return _detect(path, fmt)[0]
+
+
+def _detect(path: PathLike, fmt: str | None) -> tuple[str, bool]:
+    """(canonical format, whether a ``.txt`` was sniffed as TSV)."""
     if fmt is not None:
         canonical = FORMAT_ALIASES.get(fmt.lower())
         if canonical is None:
             raise ConfigError(f"unknown corpus format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-        return canonical
+        return canonical, False
     suffix = Path(path).suffix.lower()
     canonical = FORMAT_BY_SUFFIX.get(suffix)
+    if canonical is None and Path(path).is_dir():
+        raise ConfigError(f"{path} is a directory, not a data file")
     if canonical is None:
         known = ", ".join(FORMAT_BY_SUFFIX)
         raise ConfigError(
             f"{path}: cannot tell the corpus format from the extension {suffix or '(none)'!r} "
             f"(known: {known}); give the format ({', '.join(FORMATS)})"
         )
-    if canonical == "text" and _looks_like_tsv(path):
-        return "tsv"
-    return canonical
+    if canonical == "text" and sniff_tsv(path)[0]:
+        return "tsv", True
+    return canonical, False
 
 
 _N_SNIFF_LINES = 50
 
 
-def _looks_like_tsv(path: PathLike) -> bool:
-    """Every one of the first non-blank lines has exactly one tab and a short, spaceless label."""
+def _tsv_like(line: str) -> str | None:
+    """Why ``line`` is not ``text<TAB>label`` with a short, spaceless label (None when it is)."""
+    if line.count("\t") != 1:
+        return f"has {line.count(chr(9))} tabs" if line.count("\t") else "has no tab"
+    label = line.split("\t")[1].strip()
+    if not 0 < len(label) <= 32:
+        return "has no label after its tab" if not label else "has a label over 32 characters"
+    if any(c.isspace() for c in label):
+        return "has a label with a space"
+    return None
+
+
+def sniff_tsv(path: PathLike) -> tuple[bool, tuple[int, str] | None]:
+    """Whether a ``.txt`` reads as TSV: every one of its first non-blank lines is ``text<TAB>label``.
+    When some are and a later one is not, ``(line number, why)`` of that line: a label error in a
+    file read as plain text names it, with a hint to give ``--format tsv``."""
     try:
         with open(path, encoding="utf-8-sig", errors="replace") as f:
-            lines = [ln.rstrip("\r\n") for _, ln in zip(range(_N_SNIFF_LINES), f)]
+            lines = [(n, ln.rstrip("\r\n")) for n, ln in zip(range(1, _N_SNIFF_LINES + 1), f)]
     except OSError:
-        return False  # the reader reports the real problem
-    lines = [ln for ln in lines if ln.strip()]
-    return bool(lines) and all(
-        ln.count("\t") == 1 and 0 < len(ln.split("\t")[1].strip()) <= 32
-        and not any(c.isspace() for c in ln.split("\t")[1].strip())
-        for ln in lines
-    )
+        return False, None  # the reader reports the real problem
+    lines = [(n, ln) for n, ln in lines if ln.strip()]
+    broken = next(((n, why) for n, ln in lines if (why := _tsv_like(ln)) is not None), None)
+    if not lines:
+        return False, None
+    if broken is None:
+        return True, None
+    return False, (broken if broken[0] != lines[0][0] else None)
+
+
+def plain_text_hint(path: PathLike, fmt: str | None) -> str:
+    """For an error about a .txt read as plain text whose first lines looked like TSV: which line
+    made it plain text, and what to give instead ("" otherwise)."""
+    if fmt is not None or Path(path).suffix.lower() != ".txt":
+        return ""
+    _, broken = sniff_tsv(path)
+    if broken is None:
+        return ""
+    return (f" (read as plain text: line {broken[0]} {broken[1]}, unlike the lines before it; if this is "
+            "text<TAB>label, give --format tsv)")
 
 
 def iter_texts(
@@ -134,9 +168,11 @@ def _reader(
     path: PathLike, *, fmt: str | None, text_column: Column, label_column: Column, want_label: bool
 ) -> Iterator[Record]:
     # Arguments are checked here, eagerly, so a bad call fails before the first next().
-    canonical = detect_format(path, fmt)
+    canonical, sniffed = _detect(path, fmt)
     opener, check = _FORMATS[canonical]
     check(text_column, label_column)
+    if sniffed:  # every row must then have the shape the first lines showed
+        return _read_sniffed_tsv(path, want_label)
     return opener(path, text_column, label_column, want_label)
 
 
@@ -259,6 +295,21 @@ def _read_tsv(
         yield line_no, fields[text_i], label
 
 
+def _read_sniffed_tsv(path: PathLike, want_label: bool) -> Iterator[Record]:
+    """A ``.txt`` read as TSV because its first lines are ``text<TAB>label``: a later line of
+    another shape is an error at that line, never a text cut at a stray tab into a new class."""
+    for line_no, line in _lines(path):
+        line = strip_eol(line)
+        if not line.strip():
+            continue
+        if line.count("\t") != 1:
+            raise MalformedFileError(path, line_no, f"this .txt reads as TSV (its first lines are text<TAB>label), "
+                                     f"but this line has {line.count(chr(9))} tabs: give --format tsv with "
+                                     "--text-column/--label-column, or --format text")
+        text, label = line.split("\t")
+        yield line_no, text, label if want_label else None
+
+
 # --- CSV -------------------------------------------------------------------------------------
 
 
@@ -302,14 +353,18 @@ def _read_csv(
         elif want_label and "label" in header:
             label_i = header.index("label")
         needed = max(text_i, -1 if label_i is None else label_i) + 1
+        start = reader.line_num + 1  # where the next record begins (a quoted field may span lines)
         for row in reader:
-            if not row:
-                continue  # blank line
-            if len(row) < needed:
+            if row and len(row) < needed and reader.line_num > start and any("\n" in c for c in row):
+                raise MalformedFileError(path, start, "a quote opened in this record is not closed before line "
+                                                      f"{reader.line_num}: an unterminated quote?")
+            if row and len(row) < needed:
                 raise MalformedFileError(
                     path, reader.line_num, f"expected at least {needed} columns, found {len(row)}"
                 )
-            yield reader.line_num, row[text_i], (None if label_i is None else row[label_i])
+            if row:  # else a blank line
+                yield reader.line_num, row[text_i], (None if label_i is None else row[label_i])
+            start = reader.line_num + 1
     except csv.Error as e:
         raise MalformedFileError(path, reader.line_num, f"bad CSV: {e}") from None
 

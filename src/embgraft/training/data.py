@@ -16,7 +16,7 @@ import numpy as np
 
 from embgraft.errors import ConfigError, MalformedFileError
 from embgraft.files import atomic_file
-from embgraft.text.corpus import first_undecodable_line, iter_records
+from embgraft.text.corpus import first_undecodable_line, iter_records, plain_text_hint
 
 PathLike = Union[str, "os.PathLike[str]"]
 ON_BAD_ROW = ("error", "skip")
@@ -72,7 +72,7 @@ def read_examples(
             ex.lines.append(line_no)
             continue
         if on_bad_row == "error":
-            hint = "" if problem == "empty text" else " (label column missing or empty)"
+            hint = "" if problem == "empty text" else (plain_text_hint(path, fmt) or " (label column missing or empty)")
             raise MalformedFileError(path, line_no, problem + hint + "; --on-bad-row skip leaves such rows out")
         ex.n_skipped += 1
         if len(ex.skipped) < _N_SKIPPED_SAMPLES:
