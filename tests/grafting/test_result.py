@@ -92,3 +92,48 @@ def test_cast_weights_bfloat16_matches_torch_including_ties():
     got = cast_weights(w, "bfloat16")
     assert torch.equal(torch.from_numpy(got), torch.from_numpy(w).to(torch.bfloat16).float())
     assert np.array_equal(cast_weights(got, "bfloat16"), got)  # idempotent
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("binary", [False, True])
+def test_word2vec_exports_read_back_exactly_by_gensim(tmp_path, dtype, binary):
+    """A float16 graft's values are float32 values: written as such, a float32 reader gets them
+    bit for bit, in text and binary form; specials only when asked."""
+    from gensim.models import KeyedVectors
+
+    from embgraft.grafting.result import GraftReport, GraftResult, Provenance
+    from embgraft.text.vocab import Vocab
+
+    vocab = Vocab.from_tokens(["北京", "大学", "a b"])
+    rng = np.random.default_rng(0)
+    prov = [Provenance("exact", "s", (t,)) for t in vocab.tokens]
+    report = GraftReport.build(vocab=vocab, provenance=prov, sources=[], config={}, dim=5, source_stats={},
+                               pca=None, notes=[], seconds=0.0)
+    result = GraftResult(weights=rng.normal(size=(len(vocab), 5)) / 3, vocab=vocab, provenance=prov, report=report,
+                         dtype=dtype)
+    path = result.export_word2vec(tmp_path / "g.bin", binary=binary)
+    if not binary:  # gensim splits text rows at spaces: the token with one is for embgraft's reader
+        lines = path.read_text(encoding="utf-8").splitlines()
+        path.write_text("\n".join(["2 5"] + [ln for ln in lines[1:] if not ln.startswith("a b")]) + "\n",
+                        encoding="utf-8")
+    kv = KeyedVectors.load_word2vec_format(str(path), binary=binary)
+    assert list(kv.index_to_key) == ["北京", "大学"]
+    assert result.word2vec_left_out(binary=binary) == (["a b"] if binary else [])
+    for token in kv.index_to_key:
+        assert np.array_equal(kv[token], result.weights[vocab.index(token)].astype(np.float32)), token
+    kv = KeyedVectors.load_word2vec_format(str(result.export_word2vec(tmp_path / "s.bin", include_specials=True,
+                                                                      binary=True)), binary=True)
+    assert "<pad>" in kv.index_to_key and "<unk>" in kv.index_to_key
+
+
+def test_a_word2vec_binary_file_is_known_by_its_content(tmp_path):
+    """[synonyms' words.vector] another extension than .bin."""
+    from embgraft.sources import detect_kind, open_source
+
+    path = tmp_path / "words.vector"
+    path.write_bytes(b"2 3\n" + "北京".encode() + b" " + np.array([1, 2, 3], "<f4").tobytes()
+                     + "大学".encode() + b" " + np.array([4, 5, 6], "<f4").tobytes())
+    assert detect_kind(path) == "word2vec-binary"
+    assert open_source(path).lookup(["大学"])["大学"].tolist() == [4.0, 5.0, 6.0]
+    (tmp_path / "text.vector").write_text("1 2\n北京 0.5 0.25\n", encoding="utf-8")
+    assert detect_kind(tmp_path / "text.vector") == "text"

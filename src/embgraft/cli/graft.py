@@ -15,7 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", required=True, metavar="DIR",
                    help="writes embedding.safetensors, vocab.txt, provenance.tsv, graft_report.json")
     g.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    g.add_argument("--export-word2vec", metavar="FILE", help="also write the matrix as word2vec text")
+    g.add_argument("--export-word2vec", metavar="FILE", help="also write the matrix in word2vec format (text, "
+                   "or binary with --export-binary), readable by gensim's KeyedVectors.load_word2vec_format")
+    g.add_argument("--export-binary", action="store_true", help="--export-word2vec as word2vec binary")
+    g.add_argument("--export-specials", action="store_true",
+                   help="--export-word2vec keeps the special tokens (<pad>, <unk>, ...)")
     g.add_argument("--tensor-key", help="checkpoint sources: the input-embedding tensor's name")
     g.add_argument("--revision", help="hub sources: branch, tag or commit")
     g.add_argument("--trust-remote-code", action="store_true", default=None,
@@ -38,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(outputs, force=args.force, inputs=inputs)  # and again before writing any
     result.save(args.out, force=args.force, inputs=inputs)
     if args.export_word2vec:
-        result.export_word2vec(args.export_word2vec, force=args.force)
+        result.export_word2vec(args.export_word2vec, force=args.force, binary=args.export_binary,
+                               include_specials=args.export_specials)
+        left_out = result.word2vec_left_out(include_specials=args.export_specials, binary=args.export_binary)
+        if left_out:
+            print(f"{len(left_out)} tokens with a space left out of {args.export_word2vec} (a binary word2vec "
+                  f"token ends at a space), e.g. {left_out[:3]}")
     print(f"grafted {len(vocab):,} tokens x {result.weights.shape[1]} dims "
           f"in {result.report.seconds:.2f}s -> {args.out}")
     print(result.report.coverage_table())

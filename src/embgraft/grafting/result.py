@@ -289,14 +289,35 @@ class GraftResult:
                    report=report, dtype=dtype,
                    recipe=Recipe.load(path, default_level=vocab.level or "char"))
 
-    def export_word2vec(self, path: str | os.PathLike, *, force: bool = False,
-                        include_specials: bool = False) -> Path:
-        """word2vec text: ``count dim`` then ``token v1 ... vd``; floats in their shortest
-        float32 form, so reading the file back gives these weights bit for bit."""
+    def export_word2vec(self, path: str | os.PathLike, *, force: bool = False, include_specials: bool = False,
+                        binary: bool = False) -> Path:
+        """word2vec text (``count dim`` then ``token v1 ... vd``, floats in their shortest float32
+        form) or binary (``count dim``, then per row ``token`` + a space + dim float32
+        little-endian): reading either back as float32 gives these weights bit for bit (float16
+        and bfloat16 grafts too: their values are float32 values). Text rows are split from the
+        right by embgraft's reader, so any token survives there; in the binary form a token ends at
+        its first space, so one holding a space is left out (:meth:`word2vec_left_out` lists them).
+        Specials only with ``include_specials``."""
+        left_out = set(self.word2vec_left_out(include_specials=include_specials, binary=binary))
         specials = set(self.vocab.specials)
-        ids = [i for i, t in enumerate(self.vocab.tokens) if include_specials or t not in specials]
-        with atomic_file(path, force=force) as f:
-            f.write(f"{len(ids)} {self.weights.shape[1]}\n")
-            for i in ids:
-                f.write(self.vocab.tokens[i] + " " + " ".join(map(str, self.weights[i])) + "\n")
+        ids = [i for i, t in enumerate(self.vocab.tokens)
+               if (include_specials or t not in specials) and t not in left_out]
+        rows = self.weights.astype(np.float32, copy=False)
+        if binary:
+            with atomic_file(path, force=force, mode="wb") as f:
+                f.write(f"{len(ids)} {rows.shape[1]}\n".encode())
+                for i in ids:
+                    f.write(self.vocab.tokens[i].encode("utf-8") + b" " + rows[i].astype("<f4").tobytes() + b"\n")
+        else:
+            with atomic_file(path, force=force) as f:
+                f.write(f"{len(ids)} {rows.shape[1]}\n")
+                for i in ids:
+                    f.write(self.vocab.tokens[i] + " " + " ".join(map(str, rows[i])) + "\n")
         return Path(path)
+
+    def word2vec_left_out(self, *, include_specials: bool = False, binary: bool = False) -> list[str]:
+        """The tokens :meth:`export_word2vec` cannot write: in the binary form, those holding a space."""
+        if not binary:
+            return []
+        specials = set(self.vocab.specials)
+        return [t for t in self.vocab.tokens if (include_specials or t not in specials) and " " in t]

@@ -18,7 +18,7 @@ from embgraft.sources.arrays import ArrayVectors
 from embgraft.sources.base import Piece, ScanStats, Source
 from embgraft.sources.binary import BinaryVectors
 from embgraft.sources.checkpoint import CheckpointSource
-from embgraft.sources.compression import compression_of, stem_suffix
+from embgraft.sources.compression import compression_of, read_head, stem_suffix
 from embgraft.sources.model2vec import Model2VecSource, is_model2vec_dir
 from embgraft.sources.text import TextVectors
 
@@ -46,12 +46,29 @@ SUFFIX_KINDS = {
     ".npz": "npy",
 }
 
+def looks_like_word2vec_binary(path: Path) -> bool:
+    """A ``count dim`` header line followed by bytes that are not text: word2vec's binary layout."""
+    head = read_head(path, 1 << 12)
+    header, newline, rest = head.partition(b"\n")
+    fields = header.split()
+    if not newline or len(fields) != 2 or not all(f.isdigit() for f in fields) or not rest:
+        return False
+    try:
+        rest[: len(rest) - 4].decode("utf-8")  # a character may be cut at the end of the sniffed bytes
+    except UnicodeDecodeError:
+        return True
+    return b"\x00" in rest
+
+
 def detect_kind(spec: str | os.PathLike) -> str:
     path = Path(spec)
     if path.is_dir():  # a Model2Vec directory by its content: tokenizer.json + "embeddings"
         return "model2vec" if is_model2vec_dir(path) else "checkpoint"
     if path.is_file():
-        return SUFFIX_KINDS.get(stem_suffix(path), "text")
+        kind = SUFFIX_KINDS.get(stem_suffix(path))
+        if kind is None:  # another extension (synonyms' words.vector): the content decides
+            kind = "word2vec-binary" if looks_like_word2vec_binary(path) else "text"
+        return kind
     if stem_suffix(path) in SUFFIX_KINDS or compression_of(path):
         # named as a vector file: a typo in a path, not a hub lookup that would fail more slowly
         raise FileNotFoundError(f"no such file: {spec}")
