@@ -59,3 +59,15 @@ def test_contextual_options_need_output_rows(bert):
         CheckpointSource(bert[0], contextual=ContextualConfig())
     with pytest.raises(ConfigError, match="pool must be one of.*batch_size must be"):
         ContextualConfig(pool="max", batch_size=0)
+
+
+def test_gpt2_last_token(tmp_path, ck):
+    model, tok = ck.build_gpt2(tmp_path)
+    src = CheckpointSource(tmp_path, rows="output", progress=False,
+                           contextual=ContextualConfig(pool="last", scale_to="none", device="cpu", batch_size=3))
+    got = src.lookup(["北京", "我们是中国人", "你好"])
+    assert src.row_method == "contextual:last@1"
+    for text in ("北京", "我们是中国人", "你好"):
+        with torch.no_grad():
+            h = model.transformer(**tok(text, return_tensors="pt")).last_hidden_state[0]
+        np.testing.assert_allclose(got[text], h[-1].numpy(), rtol=1e-5, atol=1e-5)
