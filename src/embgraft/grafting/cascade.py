@@ -2,7 +2,10 @@
 
 Cascade per row, first hit wins, each stage tried over all sources in the order given:
 
-    special -> exact -> normalised:<rules> -> composed:<pooling> -> init:<method>
+    special -> exact | contextual:<pool>@<layer> -> normalised:<rules> -> composed:<pooling> -> init:<method>
+
+A checkpoint opened with ``rows="output"`` answers the exact stage with its encoder's pooled
+output for the token (``contextual:...``); entries it only knows as its unknown token fall through.
 
 :func:`graft` reads as its four stages: **plan** (every key any stage could need, so each file
 is read once), **cascade** (special, exact, normalised, composed), **initialise** (what is left,
@@ -23,7 +26,8 @@ import numpy as np
 from embgraft.errors import ConfigError, EmbgraftError
 from embgraft.grafting.compose import compose_rows
 from embgraft.grafting.config import GraftConfig
-from embgraft.grafting.result import FOUND_STAGES, GraftReport, GraftResult, Provenance
+from embgraft.grafting.ngrams import NgramEntries
+from embgraft.grafting.result import FOUND_STAGES, GraftedNgrams, GraftReport, GraftResult, Provenance
 from embgraft.sources import open_source
 from embgraft.sources.base import Source
 from embgraft.text.normalise import unavailable_rules, variants
@@ -35,6 +39,7 @@ def graft(
     *,
     config: GraftConfig | None = None,
     progress: bool = True,
+    ngrams: NgramEntries | None = None,
     **overrides: Any,
 ) -> GraftResult:
     """Build the embedding matrix for ``vocab`` from ``sources`` (fall-backs, in order).
@@ -43,6 +48,11 @@ def graft(
     tokenised) goes into the result. ``sources`` are opened ``Source`` objects or paths/hub ids
     (opened with default options). ``overrides`` replace fields of ``config``.
     Returns a :class:`GraftResult` whose ``weights`` are ``(len(vocab), dim)``.
+
+    ``ngrams`` (see :func:`embgraft.grafting.ngrams.ngram_entries`): n-gram and word entries
+    grafted through the same cascade and post-processing after the vocabulary's rows, into
+    ``result.ngrams``; the vocabulary's rows, statistics and PCA are as without them. Entries
+    that would be initialised at random are left out (training composes them).
     """
     started = time.perf_counter()
     config = replace(config or GraftConfig(), **overrides) if overrides else (config or GraftConfig())
@@ -55,21 +65,33 @@ def graft(
     notes = [f"normalisation rule {r!r} skipped: {how}" for r, how in missing.items()]
     rules = tuple(r for r in config.normalise if r not in missing)
 
-    plan = _plan(vocab, srcs, config, rules)
-    rows = _cascade(vocab, srcs, plan, config)
+    n_tokens = len(vocab)
+    full = ngrams.extend(vocab) if ngrams is not None else vocab
+    plan = _plan(full, srcs, config, rules)
+    rows = _cascade(full, srcs, plan, config)
     n_planned = len(plan.forms)
     del plan  # the rows it found are in ``rows`` now; the per-key arrays can go
-    weights, found_ids, found_stats = _initialise(vocab, srcs, rows, config, n_planned=n_planned)
+    notes.extend(_sif_weights(full, srcs, rows))
+    weights, found_ids, found_stats = _initialise(full, srcs, rows, config, n_planned=n_planned, n_fit=n_tokens)
     weights, pca_info = _post_process(weights, found_ids, config, pad_ids=rows.pad_ids)
+    provenance = rows.provenance
+    grafted_ngrams = None
+    if ngrams is not None:
+        keep = [i for i in range(n_tokens, len(full)) if provenance[i].stage != "init"]
+        grafted_ngrams = GraftedNgrams(tokens=[full.tokens[i] for i in keep], weights=weights[keep],
+                                       provenance=[provenance[i] for i in keep], n=ngrams.n, words=ngrams.words)
+        weights, provenance = weights[:n_tokens], provenance[:n_tokens]
 
     report = GraftReport.build(
-        vocab=vocab, provenance=rows.provenance, sources=srcs, config=config.to_dict(),
+        vocab=vocab, provenance=provenance, sources=srcs, config=config.to_dict(),
         dim=int(weights.shape[1]), source_stats=found_stats, pca=pca_info, notes=notes,
         seconds=time.perf_counter() - started,
     )
+    if ngrams is not None:
+        report.ngrams = grafted_ngrams.summary(n_entries=len(full) - n_tokens, min_count=ngrams.min_count)
     # GraftResult rounds float16/bfloat16 here, once: in memory as it will be on disk
-    return GraftResult(weights=weights, vocab=vocab, provenance=rows.provenance, report=report,
-                       dtype=config.dtype, recipe=vocab.recipe)
+    return GraftResult(weights=weights, vocab=vocab, provenance=provenance, report=report,
+                       dtype=config.dtype, recipe=vocab.recipe, ngrams=grafted_ngrams)
 
 
 def _open_sources(sources, config: GraftConfig, *, progress: bool) -> list[Source]:
@@ -177,8 +199,29 @@ def _cascade(vocab, srcs: Sequence[Source], plan: _Plan, config: GraftConfig) ->
 def _exact(tok: str, srcs: Sequence[Source], found: Sequence[dict]) -> tuple | None:
     for src, got in zip(srcs, found):
         if tok in got:
-            return got[tok], Provenance("exact", src.name, (tok,))
+            return got[tok], Provenance(src.row_method, src.name, (tok,))
     return None
+
+
+def _sif_weights(vocab, srcs: Sequence[Source], rows: "_Rows") -> list[str]:
+    """SIF weighting of contextual rows (a source's ``contextual.sif`` = a): each row times
+    a / (a + p), p the token's share of the corpus tokens (its count in the vocabulary)."""
+    notes = []
+    total = max(vocab.n_corpus_tokens, sum(vocab.counts))
+    for src in srcs:
+        a = getattr(getattr(src, "contextual", None), "sif", None)
+        if a is None:
+            continue
+        if total == 0:
+            notes.append(f"SIF weighting skipped for {src.name}: the vocabulary has no counts")
+            continue
+        n = 0
+        for i, p in enumerate(rows.provenance):
+            if p is not None and p.stage == "contextual" and p.source == src.name:
+                rows.rows[i] = rows.rows[i] * rows.rows[i].dtype.type(a / (a + vocab.counts[i] / total))
+                n += 1
+        notes.append(f"SIF weighting a={a:g} on {n:,} contextual rows of {src.name}")
+    return notes
 
 
 def _normalised(tok: str, forms: list[tuple[str, str]], srcs, found) -> tuple | None:
@@ -204,18 +247,20 @@ def _special(tok: str, config: GraftConfig, srcs, found) -> tuple | None:
 
 
 # -- 3. initialise ------------------------------------------------------------------------------------
-def _initialise(vocab, srcs: Sequence[Source], rows: _Rows, config: GraftConfig, *, n_planned: int
-                ) -> tuple[np.ndarray, list[int], dict[str, float]]:
+def _initialise(vocab, srcs: Sequence[Source], rows: _Rows, config: GraftConfig, *, n_planned: int,
+                n_fit: int | None = None) -> tuple[np.ndarray, list[int], dict[str, float]]:
     """Fill the rows left empty, matched to the statistics of the rows found; returns the whole
     ``(n, dim)`` matrix, the ids the statistics came from, and those statistics for the report.
 
     Statistics come from rows taken as they were; a word vocabulary over a character source may
-    have none, and then the composed rows are the best evidence of the source's scale."""
+    have none, and then the composed rows are the best evidence of the source's scale. Only the
+    first ``n_fit`` rows (the vocabulary's, not its n-gram entries) give statistics."""
     n, src_dim, work = len(vocab), srcs[0].dim, config.work_dtype
     prov = rows.provenance
-    found_ids = [i for i, p in enumerate(prov) if p is not None and p.stage in FOUND_STAGES]
+    fit = prov[:n if n_fit is None else n_fit]
+    found_ids = [i for i, p in enumerate(fit) if p is not None and p.stage in FOUND_STAGES]
     if not found_ids:
-        found_ids = [i for i, p in enumerate(prov) if p is not None and p.stage == "composed"]
+        found_ids = [i for i, p in enumerate(fit) if p is not None and p.stage == "composed"]
     if not found_ids:
         raise EmbgraftError(
             f"none of the {n_planned} target tokens was found in "

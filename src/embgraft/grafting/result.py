@@ -8,6 +8,9 @@ On disk, a graft directory (its file names are defined here, once, and imported 
       recipe.json [user_dict.txt]  how texts become tokens (text.tokenize.Recipe)
       provenance.tsv          id, token, method, source, source_tokens (a JSON list) per row
       graft_report.json       the coverage report
+      [ngrams.safetensors ngrams_provenance.tsv]  n-gram / word rows grafted with the graft
+                              (``graft --ngrams``): tensor "embedding" (n_entries, dim) and the
+                              entries' provenance, in provenance.tsv's format
 
 No pickle anywhere.
 """
@@ -36,10 +39,14 @@ VOCAB_FILE = "vocab.txt"
 PROVENANCE_FILE = "provenance.tsv"
 REPORT_FILE = "graft_report.json"
 GRAFT_DIR = OutputKind("graft directory", directory=True, marker=EMBEDDING_FILE)
+NGRAMS_FILE = "ngrams.safetensors"
+NGRAMS_PROVENANCE_FILE = "ngrams_provenance.tsv"
 # stages in cascade order; a method "normalised:nfkc+lower" belongs to stage "normalised"
-STAGES = ("special", "exact", "normalised", "composed", "init")
-# methods whose rows came from a source unchanged: `partial` fine-tuning freezes these
-FOUND_STAGES = ("exact", "normalised")
+STAGES = ("special", "exact", "contextual", "normalised", "composed", "init")
+# methods whose rows a source gave for the token itself: `partial` fine-tuning freezes these, PCA
+# and init are fitted on them. A contextual row (a checkpoint's encoder run on the token,
+# scale-matched) is one: the source's own answer for that token, not a composition.
+FOUND_STAGES = ("exact", "contextual", "normalised")
 _N_INIT_SAMPLE = 20
 # result dtype -> the NumPy type its weights are held in, in memory and on disk. NumPy has no
 # bfloat16: such weights are float32 arrays holding values rounded to bfloat16.
@@ -89,6 +96,7 @@ class GraftReport:
     pca: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    ngrams: dict[str, Any] | None = None  # the n-gram / word rows grafted with it (GraftedNgrams.summary)
 
     @classmethod
     def build(cls, *, vocab, provenance: Sequence[Provenance], sources, config, dim,
@@ -149,14 +157,20 @@ class GraftReport:
         if self.n_oov_tokens:
             rows.append(("<unk> (outside vocab)", "", "", f"{self.n_oov_tokens:,}",
                          f"{100 * self.n_oov_tokens / max(self.n_corpus_tokens, 1):.2f}"))
-        found = sum(self.stages[s]["share_tokens"] for s in FOUND_STAGES)
+        found = sum(self.stages[s]["share_tokens"] for s in FOUND_STAGES if s in self.stages)
         rows.append(("total", f"{self.n_types:,}", "", f"{self.n_corpus_tokens:,}", ""))
         lines = format_table(rows, "lrrrr", rules_after=(0, -2))
-        lines.append(f"found in the source (exact + normalised): {100 * found:.2f}% of corpus tokens")
+        present = [s for s in FOUND_STAGES if s != "contextual" or self.stages.get(s, {}).get("n_types")]
+        lines.append(f"found in the source ({' + '.join(present)}): {100 * found:.2f}% of corpus tokens")
         if self.init_sample:
             sample = " ".join(f"{t}({c})" for t, c in self.init_sample)
             lines.append(f"left to init, most frequent first: {sample}")
         for s in self.sources:
+            if s.get("contextual"):
+                c = s["contextual"]
+                lines.append(f"{s['name']}: {c['n_entries']:,} contextual rows ({c['method']}, {c['device']}/"
+                             f"{c['model_dtype']}) at {c['tokens_per_s']:,.0f} tokens/s; scaled x"
+                             f"{c['scale_factor']:.4g} to {c['scale_reference']}")
             if s.get("n_skipped"):
                 lines.append(f"{s['name']}: {s['n_skipped']} malformed lines skipped, e.g. "
                              + "; ".join(s["skipped_samples"][:3]))
@@ -202,6 +216,36 @@ def read_provenance(path: str | os.PathLike) -> list[Provenance]:
 
 
 @dataclass
+class GraftedNgrams:
+    """N-gram and word rows a graft holds beside its vocabulary's (``graft --ngrams N [--words]``):
+    ``tokens[i]`` (an n-gram entry as :func:`embgraft.grafting.ngrams.ngram_token` writes it, or a
+    word) has row ``weights[i]`` and ``provenance[i]``. Training takes these before composing."""
+
+    tokens: list[str]
+    weights: np.ndarray  # (len(tokens), dim)
+    provenance: list[Provenance]
+    n: int = 2
+    words: bool = False
+
+    def __post_init__(self) -> None:
+        self.weights = np.asarray(self.weights).reshape(len(self.tokens), -1)
+        if len(self.provenance) != len(self.tokens):
+            raise ValueError(f"{len(self.provenance)} provenance rows for {len(self.tokens)} n-gram entries")
+        self._index = {t: i for i, t in enumerate(self.tokens)}
+
+    def get(self, token: str) -> int | None:
+        return self._index.get(token)
+
+    def summary(self, *, n_entries: int, min_count: int) -> dict[str, Any]:
+        methods: dict[str, int] = defaultdict(int)
+        for p in self.provenance:
+            methods[p.method] += 1
+        return {"n": self.n, "words": self.words, "min_count": min_count, "n_entries": n_entries,
+                "n_rows": len(self.tokens), "n_left_to_training": n_entries - len(self.tokens),
+                "methods": dict(sorted(methods.items()))}
+
+
+@dataclass
 class GraftResult:
     """``weights``: (len(vocab), dim) held as ``dtype`` (:data:`HELD_AS`): rounded here, so a
     result in memory equals the same result saved and loaded. ``provenance[i]`` says where row
@@ -213,6 +257,7 @@ class GraftResult:
     report: GraftReport
     dtype: str = "float32"
     recipe: Recipe | None = None  # how the vocabulary's texts were tokenised; None: the vocabulary's own
+    ngrams: GraftedNgrams | None = None  # n-gram / word rows grafted with it, for training's bags
 
     def tokenisation(self) -> Recipe:
         """The ``Recipe`` texts must go through to meet this vocabulary (train and predict use it):
@@ -231,6 +276,10 @@ class GraftResult:
             raise ValueError(f"weights {self.weights.shape} do not fit a vocabulary of {len(self.vocab)}")
         if len(self.provenance) != len(self.vocab):
             raise ValueError(f"{len(self.provenance)} provenance rows for {len(self.vocab)} tokens")
+        if self.ngrams is not None:
+            self.ngrams.weights = cast_weights(self.ngrams.weights, self.dtype)
+            if self.ngrams.weights.shape[1:] != self.weights.shape[1:]:
+                raise ValueError(f"n-gram rows {self.ngrams.weights.shape} do not fit weights {self.weights.shape}")
 
     # -- PyTorch ------------------------------------------------------------------------------------
     def to_embedding(self, *, freeze: bool = False):
@@ -262,6 +311,11 @@ class GraftResult:
             self.vocab.save(tmp / VOCAB_FILE)
             self.tokenisation().save(tmp)
             write_provenance(tmp / PROVENANCE_FILE, self.vocab.tokens, self.provenance)
+            if self.ngrams is not None:
+                save_file({EMBEDDING_KEY: np.ascontiguousarray(self.ngrams.weights)}, str(tmp / NGRAMS_FILE),
+                          metadata={"format": "embgraft", "dtype": self.dtype, "n": str(self.ngrams.n),
+                                    "words": str(self.ngrams.words).lower()})
+                write_provenance(tmp / NGRAMS_PROVENANCE_FILE, self.ngrams.tokens, self.ngrams.provenance)
             write_json(tmp / REPORT_FILE, self.report.to_dict())
         return Path(out)
 
@@ -287,7 +341,8 @@ class GraftResult:
             raise MalformedFileError(path / EMBEDDING_FILE, None, f"unknown dtype {dtype!r} in its metadata")
         return cls(weights=weights, vocab=vocab, provenance=provenance,
                    report=report, dtype=dtype,
-                   recipe=Recipe.load(path, default_level=vocab.level or "char"))
+                   recipe=Recipe.load(path, default_level=vocab.level or "char"),
+                   ngrams=_load_ngrams(path) if (path / NGRAMS_FILE).is_file() else None)
 
     def export_word2vec(self, path: str | os.PathLike, *, force: bool = False, include_specials: bool = False,
                         binary: bool = False) -> Path:
@@ -321,3 +376,19 @@ class GraftResult:
             return []
         specials = set(self.vocab.specials)
         return [t for t in self.vocab.tokens if (include_specials or t not in specials) and " " in t]
+
+
+def _load_ngrams(path: Path) -> GraftedNgrams:
+    from safetensors import safe_open
+
+    with safe_open(str(path / NGRAMS_FILE), framework="numpy") as f:
+        if EMBEDDING_KEY not in f.keys():
+            raise MalformedFileError(path / NGRAMS_FILE, None, f"no tensor {EMBEDDING_KEY!r}")
+        weights = f.get_tensor(EMBEDDING_KEY)
+        meta = f.metadata() or {}
+    tokens, provenance = read_provenance_table(path / NGRAMS_PROVENANCE_FILE)
+    if weights.shape[0] != len(tokens):
+        raise MalformedFileError(path / NGRAMS_FILE, None,
+                                 f"{weights.shape[0]} rows for {len(tokens)} entries in {NGRAMS_PROVENANCE_FILE}")
+    return GraftedNgrams(tokens=tokens, weights=weights, provenance=provenance,
+                         n=int(meta.get("n", 2)), words=meta.get("words") == "true")

@@ -76,6 +76,7 @@ class ScanStats:
     skipped_samples: list[str] = field(default_factory=list)  # "file:line: problem", first few
     n_bytes: int = 0
     notes: list[str] = field(default_factory=list)
+    contextual: dict | None = None  # output rows of a checkpoint: how, how fast, the scale factor
 
     def bad_row(self, on_bad_line: str, path: object, line_no: int | None, problem: str) -> None:
         """A malformed row a reader needs: raised as :class:`MalformedFileError`, or, with
@@ -96,6 +97,7 @@ class ScanStats:
             "skipped_samples": list(self.skipped_samples),
             "n_bytes": self.n_bytes,
             "notes": list(self.notes),
+            **({"contextual": dict(self.contextual)} if self.contextual is not None else {}),
         }
 
 
@@ -105,6 +107,9 @@ class Source:
     name: str  # how the report names it (a path or hub id)
     kind: str  # e.g. "word2vec-text", "glove-text", "word2vec-binary", "npy", "checkpoint"
     OPTIONS: ClassVar[frozenset[str]] = frozenset()  # keyword options its constructor takes (open_source checks)
+    # provenance of the rows ``lookup`` returns for a token itself (a checkpoint's output rows:
+    # ``contextual:<pool>@<layer>``)
+    row_method: str = "exact"
     dim: int
     scan: ScanStats
 

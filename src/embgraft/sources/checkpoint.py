@@ -17,6 +17,7 @@ import numpy as np
 
 from embgraft.errors import CheckpointError, ConfigError
 from embgraft.files import read_json
+from embgraft.hf.encoder import ContextualConfig
 from embgraft.hf.repository import Repository
 from embgraft.hf.tokenizer import TOKENIZER_FILES, SourceTokenizer
 from embgraft.hf.weights import CONFIG_FILE, EmbeddingTable, locate_embedding
@@ -33,6 +34,8 @@ HUB_SMALL_FILES = (
 ROW_DTYPES: dict[str, str] = {"float32": "float32", "float64": "float64", "float16": "float16",
                               "bfloat16": "float32"}
 # safetensors/torch names of the stored dtypes that need no conversion for each row dtype
+# which rows a checkpoint gives: its input-embedding table, or its encoder's outputs (hf.encoder)
+ROWS = ("input", "output")
 _SAME_DTYPE = {"float32": ("F32", "float32"), "float64": ("F64", "float64"), "float16": ("F16", "float16")}
 
 
@@ -47,7 +50,7 @@ class CheckpointSource(Source):
 
     kind = "checkpoint"
     OPTIONS = frozenset({"tensor_key", "revision", "trust_remote_code", "on_bad_line", "progress",
-                         "max_piece_chars", "dtype", "cache_dir", "local_files_only"})
+                         "max_piece_chars", "dtype", "cache_dir", "local_files_only", "rows", "contextual"})
 
     def __init__(
         self,
@@ -62,8 +65,19 @@ class CheckpointSource(Source):
         dtype: str = "float32",
         cache_dir: str | os.PathLike | None = None,
         local_files_only: bool | None = None,
+        rows: str = "input",
+        contextual: ContextualConfig | None = None,
     ) -> None:
         check_reader_options(on_bad_line, dtype, dtypes=ROW_DTYPES)
+        self.dtype_name = dtype
+        if rows not in ROWS:
+            raise ConfigError(f"rows must be one of {list(ROWS)}, not {rows!r}")
+        if contextual is not None and rows != "output":
+            raise ConfigError("contextual options (pool, layer, scale ...) need rows='output' (--rows output)")
+        self.rows_kind = rows
+        self.contextual = (contextual or ContextualConfig()) if rows == "output" else None
+        self._encoder = None  # the model, built on the first lookup of output rows
+        self.contextual_stats: dict[str, Any] | None = None
         self.name = str(spec)
         self.progress = progress
         # max_piece_chars is taken for uniformity with the static readers: the tokenizer decides the pieces
@@ -117,8 +131,30 @@ class CheckpointSource(Source):
         """Our specials -> the checkpoint's tokens, e.g. ``{"<pad>": "[PAD]", "<cls>": "[CLS]"}``."""
         return self.tokenizer.special_map()
 
+    @property
+    def row_method(self) -> str:
+        """Provenance of the rows :meth:`lookup` returns: ``exact``, or ``contextual:<pool>@<layer>``."""
+        return self.encoder.method if self.contextual is not None else "exact"
+
+    @property
+    def encoder(self):
+        """The checkpoint's encoder (output rows only), built on first use."""
+        if self._encoder is None:
+            from embgraft.hf.encoder import Encoder
+
+            self._encoder = Encoder(self.path, self.contextual, trust_remote_code=self.trust_remote_code,
+                                    progress=self.progress)
+            if self._encoder.dim != self.dim:
+                raise CheckpointError(f"{self.name}: hidden size {self._encoder.dim} differs from the input "
+                                      f"table's width {self.dim}")
+        return self._encoder
+
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
-        """``{key: (dim,) vector}`` for the keys that are standalone entries of the vocabulary."""
+        """``{key: (dim,) vector}``: input rows for the keys that are standalone entries of the
+        vocabulary; output rows (``rows="output"``) for every key the tokenizer knows more of
+        than its unknown token, scale-matched as :class:`ContextualConfig` says."""
+        if self.contextual is not None:
+            return self._contextual_lookup(keys)
         wanted = dict.fromkeys(k for k in keys if k)
         ids = {}
         for key in wanted:
@@ -144,6 +180,55 @@ class CheckpointSource(Source):
         return [[Piece(r.label, None if r.kind == "unknown" else rows[r.id], r.n_chars, r.kind) for r in rs]
                 for rs in refs]
 
+    def _contextual_lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        wanted = list(dict.fromkeys(k for k in keys if k))
+        cfg = self.contextual
+        got, stats = self.encoder.encode(wanted)
+        out = {wanted[i]: row for i, row in got.items()}
+        factor, reference = self._scale_factor(out)
+        dtype = np.dtype(ROW_DTYPES[self.dtype_name])
+        out = {k: (v * np.float32(factor)).astype(dtype, copy=False) for k, v in out.items()}
+        self.contextual_stats = {
+            "method": self.encoder.method, "config": cfg.to_dict(), "device": self.encoder.device,
+            "model_dtype": self.encoder.dtype, "n_entries": stats.n_entries, "n_unknown": stats.n_unknown,
+            "n_pieces": stats.n_pieces, "seconds": stats.seconds, "tokens_per_s": stats.tokens_per_s,
+            "scale_factor": factor, "scale_reference": reference,
+        }
+        self._notes.append(f"{stats.n_entries:,} contextual rows ({self.encoder.method}) on "
+                           f"{self.encoder.device}/{self.encoder.dtype}: {stats.n_pieces:,} pieces in "
+                           f"{stats.seconds:.1f}s ({stats.tokens_per_s:,.0f} tokens/s), scaled x{factor:.4g} "
+                           f"({reference})")
+        self.scan = ScanStats(n_rows=self.n_rows, n_requested=len(wanted), n_found=len(out),
+                              n_bytes=self._n_bytes, notes=list(self._notes), contextual=self.contextual_stats)
+        return out
+
+    def _scale_factor(self, out: Mapping[str, np.ndarray]) -> tuple[float, str]:
+        """The factor that gives the output rows the mean norm asked for, and what it matched."""
+        cfg = self.contextual
+        if not out or cfg.scale_to == "none":
+            return 1.0, "none"
+        target = cfg.scale_target
+        keys = list(out)
+        if target is not None:
+            reference = f"mean norm {target:g}"
+        else:
+            ids = {k: tid for k in keys if (tid := self.tokenizer.exact_id(k)) is not None and tid < self.n_rows}
+            if ids:
+                keys = list(ids)
+                rows = self._rows(list(dict.fromkeys(ids.values())))
+                target = float(np.mean([np.linalg.norm(rows[ids[k]].astype(np.float64)) for k in keys]))
+                reference = f"input rows of the {len(keys):,} entries the table has"
+            else:  # none is an entry of its own (a word vocabulary over a character table): their pieces
+                refs = self.tokenizer.pieces_batch(keys)
+                pids = list(dict.fromkeys(r.id for rs in refs for r in rs if r.kind != "unknown" and r.id < self.n_rows))
+                if not pids:
+                    return 1.0, "none (no input row to match)"
+                rows = self._rows(pids)
+                target = float(np.mean([np.linalg.norm(rows[i].astype(np.float64)) for i in pids]))
+                reference = f"input rows of the entries' {len(pids):,} pieces"
+        current = float(np.mean([np.linalg.norm(out[k].astype(np.float64)) for k in keys]))
+        return (target / current if current > 0 else 1.0), reference
+
     # -- rows -------------------------------------------------------------------------------------------
     def _rows(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         missing = [i for i in ids if i not in self._cache]
@@ -162,4 +247,4 @@ class CheckpointSource(Source):
         return out
 
 
-__all__ = ["CheckpointSource", "HUB_SMALL_FILES", "ROW_DTYPES"]
+__all__ = ["CheckpointSource", "HUB_SMALL_FILES", "ROWS", "ROW_DTYPES"]

@@ -1,0 +1,228 @@
+"""Contextual rows: each entry run through a checkpoint's encoder as its own text, then pooled.
+
+Unlike the input table (:mod:`embgraft.hf.weights`), these rows need the model: it is built with
+``transformers.AutoModel`` (``trust_remote_code`` only when asked). Entries are tokenised with the
+checkpoint's own tokenizer *with* its special tokens (``[CLS] 北京 [SEP]``, ``<s> 北京``), without
+its padding or truncation settings, cut at ``max_pieces``; then run in batches of entries sorted by
+length, right-padded, with the attention mask, so that a row never depends on its batch.
+
+Pooling (:data:`POOLS`): ``mean`` over the entry's own pieces (specials left out), ``mean-all``
+over every position (specials too), ``cls`` the first position, ``last`` the last real position
+(decoders: the only position that has seen the whole entry). ``layer`` picks a hidden state (0 is
+the embedding output, -1 the last layer); ``last_k`` averages the last k layers instead.
+
+Torch and transformers are imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any, Sequence
+
+import numpy as np
+
+from embgraft.console import progress_bar
+from embgraft.errors import ConfigError
+
+POOLS = ("mean", "mean-all", "cls", "last")
+DEVICES = ("auto", "cpu", "cuda")
+MODEL_DTYPES = ("auto", "float32", "bfloat16")
+SCALE_TO = ("input", "none")
+
+
+@dataclass(frozen=True)
+class ContextualConfig:
+    """How output rows are computed; every problem is reported at once (see ``__post_init__``)."""
+
+    pool: str = field(default="mean", metadata={
+        "help": "pooling of an entry's hidden states: mean (its pieces, no specials) | mean-all "
+                "(specials too) | cls | last (decoders)"})
+    layer: int = field(default=-1, metadata={
+        "help": "hidden state to pool: 0 = embedding output, 1..L the layers, -1 the last"})
+    last_k: int | None = field(default=None, metadata={
+        "help": "average the last K layers instead of one --layer"})
+    max_pieces: int = field(default=32, metadata={
+        "help": "an entry's pieces (specials included) run through the encoder, at most"})
+    batch_size: int = field(default=256, metadata={"help": "entries per forward pass"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda (auto: cuda when present)"})
+    model_dtype: str = field(default="auto", metadata={
+        "help": "the encoder's dtype: auto (bfloat16 on a GPU that has it, else float32) | float32 | bfloat16"})
+    scale_to: str = field(default="input", metadata={
+        "help": "match the rows' mean norm to the input table's rows of the same entries (input), "
+                "leave them (none), or a number: the mean norm wanted"})
+    sif: float | None = field(default=None, metadata={
+        "help": "SIF weighting: multiply an entry's row by a/(a + p), p its share of the corpus "
+                "tokens (a ~ 1e-3); off by default"})
+
+    def __post_init__(self) -> None:
+        errors = []
+        if self.pool not in POOLS:
+            errors.append(f"pool must be one of {list(POOLS)}, not {self.pool!r}")
+        if self.last_k is not None and self.last_k < 1:
+            errors.append(f"last_k must be >= 1, not {self.last_k}")
+        if self.max_pieces < 1:
+            errors.append(f"max_pieces must be >= 1, not {self.max_pieces}")
+        if self.batch_size < 1:
+            errors.append(f"batch_size must be >= 1, not {self.batch_size}")
+        if self.device not in DEVICES:
+            errors.append(f"device must be one of {list(DEVICES)}, not {self.device!r}")
+        if self.model_dtype not in MODEL_DTYPES:
+            errors.append(f"model_dtype must be one of {list(MODEL_DTYPES)}, not {self.model_dtype!r}")
+        if self.scale_target is None and self.scale_to not in SCALE_TO:
+            errors.append(f"scale_to must be one of {list(SCALE_TO)} or a positive number, not {self.scale_to!r}")
+        if self.sif is not None and not self.sif > 0:
+            errors.append(f"sif must be a positive number, not {self.sif}")
+        if errors:
+            raise ConfigError("invalid contextual rows: " + "; ".join(errors))
+
+    @property
+    def scale_target(self) -> float | None:
+        """``scale_to`` as a number, when it is one (a positive, finite mean norm)."""
+        try:
+            value = float(self.scale_to)
+        except (TypeError, ValueError):
+            return None
+        return value if np.isfinite(value) and value > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def layer_label(layer: int, last_k: int | None, n_layers: int) -> str:
+    """The hidden states pooled, as provenance names them: ``4`` (one layer, counted from 0 = the
+    embedding output), ``3-4`` (the mean of the last two)."""
+    if last_k is not None:
+        first = n_layers - min(last_k, n_layers) + 1
+        return str(n_layers) if first == n_layers else f"{first}-{n_layers}"
+    index = layer if layer >= 0 else n_layers + 1 + layer
+    if not 0 <= index <= n_layers:
+        raise ConfigError(f"layer {layer} does not exist: the model has hidden states 0..{n_layers} "
+                          f"(-1 the last)")
+    return str(index)
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda was asked for, but torch sees no GPU")
+    return device
+
+
+@dataclass
+class EncodeStats:
+    """What one :meth:`Encoder.encode` call did; the report carries it."""
+
+    n_entries: int = 0
+    n_pieces: int = 0  # specials included, padding not
+    n_unknown: int = 0  # entries the tokenizer knows only as its unknown token: no row
+    seconds: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.n_pieces / self.seconds if self.seconds > 0 else 0.0
+
+
+class Encoder:
+    """A checkpoint's encoder and tokenizer, run on entries one text each (see the module)."""
+
+    def __init__(self, path, config: ContextualConfig, *, trust_remote_code: bool = False,
+                 progress: bool = True) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.config = config
+        self.progress = progress
+        self.device = _pick_device(config.device)
+        dtype = config.model_dtype
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+        self.dtype = dtype
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+        self.model = AutoModel.from_pretrained(str(path), trust_remote_code=trust_remote_code,
+                                               dtype=getattr(torch, dtype)).to(self.device).eval()
+        cfg = self.model.config
+        self.n_layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer"))
+        self.layer = layer_label(config.layer, config.last_k, self.n_layers)
+        self.method = f"contextual:{config.pool}@{self.layer}"
+        self.dim = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "n_embd"))
+        pad = self.tokenizer.pad_token_id
+        if pad is None:  # GPT-style: no pad token; any id serves behind the attention mask
+            pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+        self.pad_id = int(pad)
+        self.unk_id = self.tokenizer.unk_token_id
+
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """``(ids, special_mask)`` per text: with the model's specials, no padding, cut at max_pieces."""
+        enc = self.tokenizer(list(texts), add_special_tokens=True, padding=False, truncation=True,
+                             max_length=self.config.max_pieces, return_special_tokens_mask=True,
+                             return_attention_mask=False)
+        return list(zip(enc["input_ids"], enc["special_tokens_mask"]))
+
+    def encode(self, texts: Sequence[str]) -> tuple[dict[int, np.ndarray], EncodeStats]:
+        """``({index into texts: (dim,) float32 row}, stats)``. A text with no piece of its own but
+        the unknown token (or none at all) gets no row."""
+        import torch
+
+        started = time.perf_counter()
+        stats = EncodeStats()
+        encoded = self.tokenize(texts)
+        keep = []
+        for i, (ids, special) in enumerate(encoded):
+            own = [t for t, s in zip(ids, special) if not s]
+            if not own or (self.unk_id is not None and all(t == self.unk_id for t in own)):
+                stats.n_unknown += 1
+                continue
+            keep.append(i)
+        keep.sort(key=lambda i: (len(encoded[i][0]), i))  # length-sorted batches: little padding
+        out: dict[int, np.ndarray] = {}
+        bar = progress_bar(total=len(keep), desc="contextual rows", enabled=self.progress, unit="entry")
+        bs = self.config.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(keep), bs):
+                batch = keep[start:start + bs]
+                for i, row in zip(batch, self._forward([encoded[i] for i in batch])):
+                    out[i] = row
+                stats.n_pieces += sum(len(encoded[i][0]) for i in batch)
+                bar.update(len(batch))
+        bar.close()
+        stats.n_entries = len(out)
+        stats.seconds = time.perf_counter() - started
+        return out, stats
+
+    def _forward(self, batch: list[tuple[list[int], list[int]]]) -> np.ndarray:
+        """(len(batch), dim) float32 pooled rows of one right-padded batch."""
+        import torch
+
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        own = torch.zeros((len(batch), width), dtype=torch.bool)  # the entry's pieces, no specials
+        for r, (tids, special) in enumerate(batch):
+            ids[r, :len(tids)] = torch.tensor(tids)
+            mask[r, :len(tids)] = 1
+            own[r, :len(tids)] = torch.tensor([not s for s in special])
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                         output_hidden_states=True)
+        states = out.hidden_states
+        if self.config.last_k is not None:
+            hidden = torch.stack([h.float() for h in states[-self.config.last_k:]]).mean(0)
+        else:
+            hidden = states[self.config.layer].float()
+        hidden = hidden.cpu()
+        pool = self.config.pool
+        if pool == "cls":
+            rows = hidden[:, 0]
+        elif pool == "last":
+            rows = hidden[torch.arange(len(batch)), mask.sum(1) - 1]
+        else:
+            weights = (own if pool == "mean" else mask.bool()).float()
+            weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, mask.float())
+            rows = (hidden * weights[..., None]).sum(1) / weights.sum(1, keepdim=True)
+        return rows.numpy().astype(np.float32, copy=False)
+
+
+__all__ = ["ContextualConfig", "Encoder", "EncodeStats", "POOLS", "layer_label"]

@@ -1,0 +1,73 @@
+"""Output (contextual) rows of a checkpoint: equal to the pooled hidden state computed with
+transformers directly, independent of the batch, scale-matched to the input table (issue 17)."""
+
+import numpy as np
+import pytest
+import torch
+
+from embgraft.errors import ConfigError
+from embgraft.hf.encoder import ContextualConfig
+from embgraft.sources.checkpoint import CheckpointSource
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory, ck):
+    d = tmp_path_factory.mktemp("bert")
+    model, tok = ck.build_bert(d)
+    return d, model, tok
+
+
+def _reference(model, tok, text, pool):
+    with torch.no_grad():
+        h = model(**tok(text, return_tensors="pt")).last_hidden_state[0]
+    return (h[1:-1].mean(0) if pool == "mean" else h[0] if pool == "cls" else h.mean(0)).numpy()
+
+
+@pytest.mark.parametrize("pool", ["mean", "cls", "mean-all"])
+def test_output_row_is_the_pooled_hidden_state(bert, pool):
+    d, model, tok = bert
+    src = CheckpointSource(d, rows="output", progress=False,
+                           contextual=ContextualConfig(pool=pool, scale_to="none", device="cpu"))
+    got = src.lookup(["北京", "中国人民"])
+    assert src.row_method == f"contextual:{pool}@1"
+    for text in ("北京", "中国人民"):
+        np.testing.assert_allclose(got[text], _reference(model, tok, text, pool), rtol=1e-5, atol=1e-6)
+
+
+def test_row_does_not_depend_on_its_batch(bert):
+    d, _, _ = bert
+    cfg = ContextualConfig(scale_to="none", device="cpu", batch_size=2)
+    alone = CheckpointSource(d, rows="output", contextual=cfg, progress=False).lookup(["你"])["你"]
+    crowd = CheckpointSource(d, rows="output", contextual=cfg, progress=False).lookup(
+        ["北京大学生中国人民", "你", "我们的天气很好", "公园"])["你"]
+    np.testing.assert_allclose(alone, crowd, rtol=1e-5, atol=1e-6)
+
+
+def test_scale_matched_to_the_input_rows(bert):
+    d, model, _ = bert
+    src = CheckpointSource(d, rows="output", progress=False, contextual=ContextualConfig(device="cpu"))
+    got = src.lookup(["北", "京"])
+    table = model.get_input_embeddings().weight.detach().numpy()
+    ids = [src.tokenizer.exact_id(t) for t in "北京"]
+    want = np.linalg.norm(table[ids], axis=1).mean()
+    assert np.linalg.norm(np.stack([got["北"], got["京"]]), axis=1).mean() == pytest.approx(want, rel=1e-5)
+    assert src.scan.contextual["scale_factor"] > 0
+
+
+def test_contextual_options_need_output_rows(bert):
+    with pytest.raises(ConfigError, match="rows='output'"):
+        CheckpointSource(bert[0], contextual=ContextualConfig())
+    with pytest.raises(ConfigError, match="pool must be one of.*batch_size must be"):
+        ContextualConfig(pool="max", batch_size=0)
+
+
+def test_gpt2_last_token(tmp_path, ck):
+    model, tok = ck.build_gpt2(tmp_path)
+    src = CheckpointSource(tmp_path, rows="output", progress=False,
+                           contextual=ContextualConfig(pool="last", scale_to="none", device="cpu", batch_size=3))
+    got = src.lookup(["北京", "我们是中国人", "你好"])
+    assert src.row_method == "contextual:last@1"
+    for text in ("北京", "我们是中国人", "你好"):
+        with torch.no_grad():
+            h = model.transformer(**tok(text, return_tensors="pt")).last_hidden_state[0]
+        np.testing.assert_allclose(got[text], h[-1].numpy(), rtol=1e-5, atol=1e-5)
