@@ -84,3 +84,21 @@ def test_cli_choices_are_the_librarys_tables():
     assert choices["compose"] == [*POOLINGS, "off"]
     assert choices["init"] == list(INIT_METHODS)
     assert choices["dtype"] == list(DTYPES)
+
+
+def test_graft_rows_output_from_the_command_line(tmp_path, ck, capsys):
+    """--rows output runs the encoder on each entry; --contextual-* options need it."""
+    from embgraft.grafting.result import GraftResult
+
+    ck.build_bert(tmp_path / "bert")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("北京大学的学生\n中国人民\n", encoding="utf-8")
+    base = ["graft", "--source", str(tmp_path / "bert"), "--corpus", str(corpus), "--no-progress"]
+    assert main([*base, "--rows", "output", "--contextual-pool", "cls", "--out", str(tmp_path / "g")]) == 0
+    assert "contextual:cls@1" in capsys.readouterr().out
+    methods = {p.method for p in GraftResult.load(tmp_path / "g").provenance}
+    assert "contextual:cls@1" in methods
+    assert main([*base, "--contextual-pool", "cls", "--out", str(tmp_path / "g2")]) == 2
+    assert "--contextual-pool needs --rows output" in capsys.readouterr().err
+    assert main(["graft", "--source", str(tmp_path / "bert") + "/../missing.txt", "--corpus", str(corpus),
+                 "--rows", "output", "--out", str(tmp_path / "g3"), "--no-progress"]) == 2

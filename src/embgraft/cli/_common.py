@@ -98,6 +98,41 @@ def add_graft_arguments(p: argparse.ArgumentParser) -> None:
                    help=_graft_help("dtype") + "; float64 is read and computed in float64, float16/bfloat16 "
                                                "are rounded once, last")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_contextual_arguments(p)
+
+
+# ContextualConfig field -> how its flag's text is read
+_CONTEXTUAL_TYPES = {"layer": int, "last_k": int, "max_pieces": int, "batch_size": int, "sif": float}
+
+
+def add_contextual_arguments(p: argparse.ArgumentParser) -> None:
+    """``--rows input|output`` and one ``--contextual-NAME`` flag per ``ContextualConfig`` field,
+    its help from the field's metadata."""
+    from embgraft.hf.encoder import ContextualConfig
+    from embgraft.sources.checkpoint import ROWS
+
+    g = p.add_argument_group("checkpoint rows")
+    g.add_argument("--rows", choices=list(ROWS), default="input",
+                   help="checkpoint sources: the input-embedding table (input, default), or each vocabulary entry "
+                        "run through the encoder as its own text, pooled and scale-matched (output; provenance "
+                        "contextual:<pool>@<layer>)")
+    for f in fields(ContextualConfig):
+        g.add_argument(f"--contextual-{f.name.replace('_', '-')}", dest=f"contextual_{f.name}",
+                       type=_CONTEXTUAL_TYPES.get(f.name, str), default=argparse.SUPPRESS,
+                       help=f"with --rows output: {f.metadata['help']} (default: {f.default})")
+
+
+def contextual_from_args(args: argparse.Namespace):
+    """The ``ContextualConfig`` of the ``--contextual-*`` flags given, or None for input rows."""
+    from embgraft.errors import ConfigError
+    from embgraft.hf.encoder import ContextualConfig
+
+    given = {k[len("contextual_"):]: v for k, v in vars(args).items() if k.startswith("contextual_")}
+    if args.rows != "output":
+        if given:
+            raise ConfigError(f"--contextual-{next(iter(given)).replace('_', '-')} needs --rows output")
+        return None
+    return ContextualConfig(**given)
 
 
 def graft_config_from_args(args: argparse.Namespace):
@@ -117,6 +152,9 @@ def open_sources(args: argparse.Namespace, config) -> list:
     from embgraft.sources import open_source
 
     extra = {k: getattr(args, k, None) for k in ("tensor_key", "revision", "trust_remote_code")}
+    contextual = contextual_from_args(args)
+    if contextual is not None:  # only checkpoints take these: another source says so
+        extra.update(rows="output", contextual=contextual)
     return [
         open_source(spec, kind=args.source_kind, on_bad_line=args.on_bad_line,
                     progress=not args.no_progress, max_piece_chars=config.max_piece_chars,
