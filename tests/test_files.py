@@ -90,3 +90,23 @@ def test_vocab_save_leaves_no_temporary_file_on_failure(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         v.save(path)
     assert path.read_bytes() == before and _listing(tmp_path) == ["vocab.txt"]
+
+
+def test_read_safetensors_header_gives_the_header_and_the_data_start(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from embgraft.errors import MalformedFileError
+    from embgraft.files import read_safetensors_header
+
+    path = tmp_path / "t.safetensors"
+    save_file({"a": np.arange(6, dtype=np.float32).reshape(2, 3)}, str(path))
+    header, start = read_safetensors_header(path)
+    assert header["a"]["shape"] == [2, 3] and header["a"]["dtype"] == "F32"
+    begin, end = header["a"]["data_offsets"]
+    data = path.read_bytes()[start + begin:start + end]
+    assert np.frombuffer(data, dtype="<f4").tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    for bad in (b"\xff" * 8 + b"{}", b"\x05\x00\x00\x00\x00\x00\x00\x00[1,2]", b"\x03\x00"):
+        path.write_bytes(bad)
+        with pytest.raises(MalformedFileError, match="not a safetensors file"):
+            read_safetensors_header(path)

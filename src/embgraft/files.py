@@ -224,6 +224,30 @@ def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Any], *, metadat
     return Path(path)
 
 
+_MAX_SAFETENSORS_HEADER = 100 * 2**20
+
+
+def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
+    """A safetensors file's JSON header and the byte offset its tensor data starts at (8 bytes
+    of little-endian header length, the header, then the data; each entry's ``data_offsets``
+    count from that start). Only the header is read: the safetensors library gives dtypes and
+    shapes but not the offsets that positioned and chunked reads need. A file that is not
+    safetensors is a :class:`MalformedFileError`."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < n <= _MAX_SAFETENSORS_HEADER:
+            raise MalformedFileError(path, None, "not a safetensors file (bad header length)")
+        try:
+            header = json.loads(f.read(n))
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedFileError(path, None, "not a safetensors file (bad header)") from None
+    if not isinstance(header, dict):
+        raise MalformedFileError(path, None, "not a safetensors file (bad header)")
+    return header, 8 + n
+
+
 _REQUIRED = object()
 
 

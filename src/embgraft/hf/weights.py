@@ -9,14 +9,13 @@ with positioned reads, so no page stays mapped) or from a memory-mapped
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Collection, Sequence
 
 import numpy as np
 
 from embgraft.errors import CheckpointError, MalformedFileError
-from embgraft.files import read_json
+from embgraft.files import read_json, read_safetensors_header
 
 # model_type (config.json) -> names the input-embedding tensor goes by, base model first, then
 # the prefix a task model (…ForMaskedLM, …ForCausalLM) saves it under.
@@ -117,22 +116,15 @@ def _candidates(keys: Collection[str]) -> str:
 # type, but it is the top half of a float32: read as uint16, it widens exactly by a 16-bit shift
 # (no torch import -- 1+ s and 150+ MB -- just to convert rows).
 SAFETENSORS_DTYPES: dict[str, str] = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
-_MAX_HEADER_BYTES = 100 * 2**20
 
 
 def safetensors_data_offset(path: Path, key: str) -> int:
-    """Byte offset of tensor ``key``'s data in a safetensors file: 8 bytes of little-endian
-    header length, the JSON header (whose ``data_offsets`` count from its end), then the data."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        n = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if not 0 < n <= _MAX_HEADER_BYTES:
-            raise MalformedFileError(path, None, "not a safetensors file (bad header length)")
-        try:
-            entry = json.loads(f.read(n))[key]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError) as exc:
-            raise MalformedFileError(path, None, f"cannot read {key!r} from the header ({exc})") from None
-    return 8 + n + int(entry["data_offsets"][0])
+    """Byte offset of tensor ``key``'s data in a safetensors file."""
+    header, data_start = read_safetensors_header(path)
+    try:
+        return data_start + int(header[key]["data_offsets"][0])
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise MalformedFileError(path, None, f"cannot read {key!r} from the header ({exc})") from None
 
 
 class EmbeddingTable:

@@ -11,16 +11,14 @@ them). A word the model lacks is composed from its longest sub-strings the model
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 
 from embgraft.errors import MalformedFileError
-from embgraft.files import read_json
+from embgraft.files import read_json, read_safetensors_header
 from embgraft.sources.base import Piece, StaticReader, longest_match_pieces, substrings
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -31,17 +29,13 @@ TOKEN_WEIGHTS_KEY = "weights"
 
 
 def safetensors_keys(path: Path) -> set[str]:
-    """The tensor names in a safetensors file's header (8-byte length, then JSON), without
-    reading the data; an empty set for a file that is not safetensors."""
+    """The tensor names in a safetensors file's header, without reading the data; an empty set
+    for a file that is missing or not safetensors."""
     try:
-        with open(path, "rb") as f:
-            n = struct.unpack("<Q", f.read(8))[0]
-            if n > 100 << 20:
-                return set()
-            header = json.loads(f.read(n))
-    except (OSError, struct.error, ValueError):
+        header, _ = read_safetensors_header(path)
+    except (OSError, MalformedFileError):
         return set()
-    return set(header) - {"__metadata__"} if isinstance(header, dict) else set()
+    return set(header) - {"__metadata__"}
 
 
 def is_model2vec_dir(path: Path) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from embgraft.errors import ConfigError, MalformedFileError
-from embgraft.files import OutputKind, atomic_dir, atomic_file, read_json, save_tensors, write_json
+from embgraft.files import OutputKind, atomic_dir, atomic_file, read_json, read_safetensors_header, save_tensors, write_json
 from embgraft.grafting.result import EMBEDDING_KEY, PROVENANCE_FILE, VOCAB_FILE, write_provenance
 from embgraft.grafting.result import REPORT_FILE as GRAFT_REPORT_FILE
 from embgraft.text.tokenize import RECIPE_FILE, USER_DICT_FILE
@@ -301,12 +300,8 @@ def load_best(out: Path, model, *, chunk_bytes: int = 4 << 20) -> None:
     if not path.is_file():
         raise MalformedFileError(path, None, "missing")
     state = model.state_dict()
+    header, data_start = read_safetensors_header(path)
     with open(path, "rb") as f:
-        try:
-            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-        except (ValueError, MemoryError, OverflowError):
-            raise MalformedFileError(path, None, "not a safetensors file") from None
-        data_start = f.tell()
         dtypes = _safetensors_dtypes()
         try:
             given = {k: (dtypes.get(v["dtype"]), tuple(v["shape"]), v["dtype"]) for k, v in header.items()
