@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{meta['model']} -> {args.out}/: model.onnx {size}")
     acc = meta.get("accuracy")
     if acc:
+        same = "label set" if meta.get("task") == "multi_label" else "top label"
         print(f"accuracy on {acc['file']} ({acc['n']:,} texts): run {acc['run']:.4f}, export {acc['export']:.4f} "
-              f"(change {acc['change']:+.4f}); same top label {acc['agreement']:.2%}, "
+              f"(change {acc['change']:+.4f}); same {same} {acc['agreement']:.2%}, "
               f"max |p difference| {acc['max_abs_proba_diff']:.2e}")
     return 0

@@ -20,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "newlines escaped), or JSONL for a .jsonl path; one row per input row, a blank input "
                         "line as a row without a label")
     p.add_argument("--force", action="store_true", help="overwrite an existing --output")
-    p.add_argument("--top-k", type=int, default=1, help="labels shown per text (default 1)")
+    p.add_argument("--top-k", type=int, default=1,
+                   help="labels shown per text (default 1); a multi-label run shows every label at or above its "
+                        "threshold instead")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="hf runs: allow code the run's encoder config names (off: a run never decides that)")
@@ -55,12 +57,13 @@ def run(args: argparse.Namespace) -> int:
     found = iter(clf.predict([t for _, t in rows if t is not None], top_k=args.top_k))
     results = [None if t is None else next(found) for _, t in rows]
     if args.output:
-        _write(args.output, rows, results, force=args.force)
+        _write(args.output, rows, results, force=args.force, multi_label=clf.multi_label)
         print(f"{sum(r is not None for r in results):,} predictions, {sum(r is None for r in results):,} blank "
               f"lines kept as rows -> {args.output}")
         return 0
     for (_, text), top in zip(rows, results):
-        shown = "(blank line)" if top is None else "  ".join(f"{lab} {p:.4f}" for lab, p in top)
+        shown = ("(blank line)" if top is None else "  ".join(f"{lab} {p:.4f}" for lab, p in top)
+                 or "(no label at its threshold)")
         sys.stdout.write(f"{shown}\t{escape(text or '')}\n")
     return 0
 
@@ -71,17 +74,29 @@ def escape(text: str) -> str:
     return escape_field(text)
 
 
-def _write(path: str, rows, results, *, force: bool) -> None:
+def _write(path: str, rows, results, *, force: bool, multi_label: bool = False) -> None:
     """TSV (fields escaped as ``\\t \\n \\\\``), or JSONL for a ``.jsonl``/``.json`` path: one row
-    per input row, a blank input line as a row with no label."""
+    per input row, a blank input line as a row with no label. Multi-label: ``labels`` (JSONL) or
+    the label column (TSV, ``a|b``) holds every label at its threshold, most probable first."""
     from embgraft.files import atomic_file
 
     jsonl = path.lower().endswith((".jsonl", ".json"))
     with atomic_file(path, force=force) as f:
         if not jsonl:
-            f.write("text\tlabel\tprobability\ttop_k\n")
+            f.write(("text\tlabels\tprobabilities\tpairs\n" if multi_label else "text\tlabel\tprobability\ttop_k\n"))
         for (line, text), top in zip(rows, results):
             pairs = [] if top is None else [[lab, round(p, 6)] for lab, p in top]
+            if multi_label:
+                if jsonl:
+                    blank = top is None  # a blank input line: no labels at all, not an empty set
+                    f.write(json.dumps({"line": line, "text": text or "",
+                                        "labels": None if blank else [lab for lab, _ in pairs],
+                                        "probabilities": None if blank else [p for _, p in pairs]},
+                                       ensure_ascii=False) + "\n")
+                else:
+                    f.write(f"{escape(text or '')}\t{'|'.join(lab for lab, _ in pairs)}\t"
+                            f"{'|'.join(str(p) for _, p in pairs)}\t{json.dumps(pairs, ensure_ascii=False)}\n")
+                continue
             if jsonl:
                 f.write(json.dumps({"line": line, "text": text or "", "label": pairs[0][0] if pairs else None,
                                     "probability": pairs[0][1] if pairs else None, "top_k": pairs},

@@ -3,6 +3,10 @@ baseline always beside them, paired tests against random init.
 
 It drives ``training.loop.train`` with ordinary ``TrainConfig``s, so every run it makes is a
 normal run directory that ``predict``, ``evaluate`` and ``report`` understand.
+
+Multi-label data: an item is "correct" when its whole label set is (subset accuracy), so the
+paired test compares exact matches item by item; the baseline is one LinearSVC per label
+(one-vs-rest) on the same TF-IDF features, and ``accuracy`` in the tables is subset accuracy.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ BASELINE_NAME = "tfidf+linearsvc"
 PAIRED_TEST = "mcnemar"
 PAIRED_TEST_NOTE = ("McNemar's test on every (test item, seed) pair, seed s of a set-up against seed s of "
                     "random init of the same model (exact binomial below 25 discordant pairs)")
+MULTILABEL_NOTE = ("multi-label: an item counts as correct when its predicted label set equals the true one "
+                   "(subset accuracy)")
 
 
 @dataclass(frozen=True)
@@ -74,26 +80,40 @@ def _slug(text: str) -> str:
 
 
 def correct_on(run: Path, texts: list[str], labels: np.ndarray, *, trust_remote_code: bool = False) -> np.ndarray:
-    """(n,) bool: whether the run's best weights classify each text correctly."""
+    """(n,) bool: whether the run's best weights classify each text correctly (multi-hot
+    ``labels`` (n, k): whether its label set, at the run's thresholds, is exactly right)."""
     from embgraft.training.classifier import Classifier
 
     clf = Classifier.load(run, trust_remote_code=trust_remote_code)
-    return clf.predict_proba(texts).argmax(axis=1) == labels
+    proba = clf.predict_proba(texts)
+    if clf.multi_label:
+        return ((proba >= clf.thresholds) == (labels > 0.5)).all(axis=1)
+    return proba.argmax(axis=1) == labels
 
 
 def tfidf_baseline(train_texts: Sequence[str], train_y: np.ndarray, test_texts: Sequence[str],
                    test_y: np.ndarray, n_classes: int) -> tuple[dict[str, Any], np.ndarray]:
-    """TF-IDF character 1–2-grams + LinearSVC (C=1): the linear model a neural one must beat."""
+    """TF-IDF character 1–2-grams + LinearSVC (C=1): the linear model a neural one must beat.
+    Multi-hot ``train_y``/``test_y`` (n, k): one LinearSVC per label (one-vs-rest)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import LinearSVC
 
+    multi = np.ndim(train_y) == 2
     started = time.perf_counter()
-    clf = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 2)), LinearSVC(C=1.0))
-    clf.fit(list(train_texts), train_y)
+    svm = OneVsRestClassifier(LinearSVC(C=1.0)) if multi else LinearSVC(C=1.0)
+    clf = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 2)), svm)
+    clf.fit(list(train_texts), (train_y > 0.5).astype(np.int64) if multi else train_y)
     seconds = time.perf_counter() - started
     pred = clf.predict(list(test_texts))
+    if multi:
+        truth = (test_y > 0.5).astype(np.int64)
+        return ({"accuracy": float(accuracy_score(truth, pred)),
+                 "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
+                 "micro_f1": float(f1_score(truth, pred, average="micro", zero_division=0)),
+                 "fit_seconds": seconds}, (pred == truth).all(axis=1))
     return ({"accuracy": float(accuracy_score(test_y, pred)),
              "macro_f1": float(f1_score(test_y, pred, labels=list(range(n_classes)), average="macro",
                                         zero_division=0)),
@@ -182,13 +202,15 @@ def compare(base: TrainConfig, *, setups: Sequence[Setup], seeds: int, out: str 
         report = {"setups": [s.to_dict() for s in setups], "results": results, "summary": summary,
                   "baseline": baseline_rows[-1],
                   "baselines": baseline_rows, "seeds": seeds, "train_fractions": list(train_fractions),
-                  "test_items": len(test_y), "paired_test": PAIRED_TEST_NOTE,
+                  "test_items": len(test_y),
+                  "paired_test": PAIRED_TEST_NOTE + ("; " + MULTILABEL_NOTE if data.multi_label else ""),
+                  "task": "multi_label" if data.multi_label else "single_label",
                   "config": base.to_dict(), "seconds": time.perf_counter() - started}
         _write(tmp, report)
     table = compare_table(summary + [r for r in baseline_rows[:-1]], baseline=baseline_rows[-1])
     log("")
     log(table)
-    log(f"p: {PAIRED_TEST_NOTE}")
+    log(f"p: {report['paired_test']}")
     log(f"-> {out}/{COMPARE_FILE}, {COMPARE_CSV}, {COMPARE_PLOT}; `embgraft report {out}` writes report.html")
     return report
 

@@ -2,6 +2,10 @@
 
 It drives ``training.loop.train`` with ordinary ``TrainConfig``s on per-fold JSONL files, so
 every fold's run is a normal run directory.
+
+Multi-label data is folded with a plain shuffled ``KFold`` (and its dev share split the same way):
+scikit-learn has no multi-label stratification, and a fold per label combination would leave
+rare combinations out. The scores add micro-F1 and Hamming loss; ``accuracy`` is subset accuracy.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from embgraft.training import rundir
 from embgraft.training.config import TrainConfig
 from embgraft.training.data import Examples, stratified_split
 from embgraft.training.loop import train
-from embgraft.training.prepare import read_splits
+from embgraft.training.prepare import multi_label_task, read_splits
 
 CV_FILE = "cv.json"
 CV_CSV = "cv.csv"
@@ -43,7 +47,7 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
     """``folds`` stratified folds of the labelled data (``--data``, or ``--train`` plus ``--dev``
     and ``--test`` pooled): each fold is the test set once; early stopping uses a stratified
     ``dev_share`` of the rest. Writes ``cv.json``, ``cv.csv`` and ``fold-K/`` run directories."""
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     if folds < 2:
         raise ConfigError(f"folds must be >= 2, not {folds}")
@@ -57,10 +61,16 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
     parts = [ex for ex in read_splits(replace(base, train_fraction=1.0)) if ex is not None]
     texts = [t for ex in parts for t in ex.texts]
     labels = [y for ex in parts for y in ex.labels]
-    smallest = min(labels.count(y) for y in set(labels))
-    if smallest < folds:
-        raise ConfigError(f"a class has only {smallest} examples: too few for {folds} stratified folds")
-    kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=base.seed)
+    multi = multi_label_task(base, parts[0])
+    if multi:
+        if len(labels) < 2 * folds:
+            raise ConfigError(f"{len(labels)} examples are too few for {folds} folds")
+        kfold = KFold(n_splits=folds, shuffle=True, random_state=base.seed)
+    else:
+        smallest = min(labels.count(y) for y in set(labels))
+        if smallest < folds:
+            raise ConfigError(f"a class has only {smallest} examples: too few for {folds} stratified folds")
+        kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=base.seed)
     rows = []
     with atomic_dir(out, force=force, kind=CV_DIR, inputs=inputs) as tmp:
         for k, (rest, held) in enumerate(kfold.split(np.zeros(len(labels)), labels), start=1):
@@ -68,7 +78,8 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
             data_dir = fold_dir / "data"
             data_dir.mkdir(parents=True)
             rest_ex = Examples([texts[i] for i in rest], [labels[i] for i in rest], list(range(1, len(rest) + 1)))
-            train_ex, dev_ex = stratified_split(rest_ex, [1 - dev_share, dev_share], seed=base.seed)
+            train_ex, dev_ex = stratified_split(rest_ex, [1 - dev_share, dev_share], seed=base.seed,
+                                                stratify=not multi)
             paths = {}
             for name, idx_texts, idx_labels in (("train", train_ex.texts, train_ex.labels),
                                                 ("dev", dev_ex.texts, dev_ex.labels),
@@ -78,24 +89,30 @@ def cross_validate(base: TrainConfig, *, folds: int, out: str | Path, force: boo
                     for t, y in zip(idx_texts, idx_labels):
                         f.write(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n")
             cfg = replace(base, data=None, train=str(paths["train"]), dev=str(paths["dev"]), test=str(paths["test"]),
-                          format="jsonl", text_column="text", label_column="label")
+                          format="jsonl", text_column="text", label_column="label", multi_label=multi)
             outcome = train(cfg, out=fold_dir / "run", force=True, progress=progress, log=quiet)
             _point_at_final_paths(fold_dir / "run", {name: out / f"fold-{k}" / "data" / p.name
                                                      for name, p in paths.items()})
             test = outcome.metrics["test"]
             rows.append({"fold": k, "n_train": len(train_ex), "n_test": len(held), **test})
-            log(f"fold {k}/{folds}: test accuracy {test['accuracy']:.4f}  macro-F1 {test['macro_f1']:.4f}  "
-                f"({len(train_ex):,} train, {len(held):,} test)")
-        summary = summarise_results(rows, metrics=("accuracy", "macro_f1", "loss"), by=(), split=None)[0]
-        report = {"folds": rows, "summary": summary, "config": base.to_dict(), "n_folds": folds}
+            log(f"fold {k}/{folds}: test {'subset ' if multi else ''}accuracy {test['accuracy']:.4f}  "
+                + (f"micro-F1 {test['micro_f1']:.4f}  " if multi else "")
+                + f"macro-F1 {test['macro_f1']:.4f}  ({len(train_ex):,} train, {len(held):,} test)")
+        names = ("accuracy", "macro_f1", "micro_f1", "hamming_loss", "loss") if multi else ("accuracy", "macro_f1",
+                                                                                           "loss")
+        summary = summarise_results(rows, metrics=names, by=(), split=None)[0]
+        report = {"folds": rows, "summary": summary, "config": base.to_dict(), "n_folds": folds,
+                  "task": "multi_label" if multi else "single_label",
+                  "folding": "KFold, shuffled (multi-label)" if multi else "StratifiedKFold, shuffled"}
         write_json(tmp / CV_FILE, report)
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=["fold", "n_train", "n_test", "accuracy", "macro_f1", "loss"],
+        w = csv.DictWriter(buf, fieldnames=["fold", "n_train", "n_test", *names],
                            extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         with atomic_file(tmp / CV_CSV, force=True) as f:
             f.write(buf.getvalue())
-    log(f"mean over {folds} folds: accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_sd']:.4f}  "
-        f"macro-F1 {summary['macro_f1_mean']:.4f} ± {summary['macro_f1_sd']:.4f}  -> {out}/{CV_FILE}")
+    log(f"mean over {folds} folds: {'subset ' if multi else ''}accuracy {summary['accuracy_mean']:.4f} ± "
+        f"{summary['accuracy_sd']:.4f}  " + (f"micro-F1 {summary['micro_f1_mean']:.4f} ± {summary['micro_f1_sd']:.4f}  "
+                                             if multi else "") + f"macro-F1 {summary['macro_f1_mean']:.4f} ± {summary['macro_f1_sd']:.4f}  -> {out}/{CV_FILE}")
     return report

@@ -181,6 +181,39 @@ def plot_confusion(counts: Any, labels: Sequence[str], path: str | os.PathLike, 
         return _save(fig, path, force=force)
 
 
+def plot_per_label(metrics: Mapping[str, Any], path: str | os.PathLike, *, size: tuple[float, float] | None = None,
+                   dpi: int = DPI, force: bool = False) -> Path:
+    """Multi-label: precision, recall and F1 of every label (grouped bars, ``metrics["per_class"]``
+    of ``compute_multilabel_metrics``), each label's support and threshold under its name."""
+    per = metrics.get("per_class") or {}
+    names = list(per)
+    k = len(names)
+    if size is None:
+        size = (max(6.0, 0.7 * k + 2.0), 4.5)
+    with _style():
+        fig = _figure(size, dpi)
+        ax = fig.add_subplot()
+        if not names:
+            _empty(ax, "per-label scores: not available")
+            return _save(fig, path, force=force)
+        x = np.arange(k)
+        for i, what in enumerate(("precision", "recall", "f1")):
+            ax.bar(x + (i - 1) * 0.27, [_num(per[n][what]) for n in names], width=0.27,
+                   color=_COLOURS[i], label=what)
+        thresholds = metrics.get("thresholds") or {}
+        ax.set_xticks(x, labels=[f"{n}\n{per[n]['support']:,}" + (f" @{thresholds[n]:.2f}" if n in thresholds else "")
+                                 for n in names], rotation=45 if k > 6 else 0, ha="right" if k > 6 else "center",
+                      fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("score")
+        micro = (metrics.get("micro") or {}).get("f1")
+        macro = (metrics.get("macro") or {}).get("f1")
+        ax.set_title("per label (support @ threshold)" + (f": micro-F1 {micro:.3f}, macro-F1 {macro:.3f}"
+                                                          if micro is not None and macro is not None else ""))
+        ax.legend(loc="lower right", fontsize=8)
+        return _save(fig, path, force=force)
+
+
 def _curves(metrics: Mapping[str, Any], key: str, path, *, xkey: str, ykey: str, score: str, score_name: str,
             xlabel: str, ylabel: str, title: str, diagonal: bool, size, dpi, force) -> Path:
     block = metrics.get(key) or {}
@@ -199,7 +232,8 @@ def _curves(metrics: Mapping[str, Any], key: str, path, *, xkey: str, ykey: str,
         if diagonal:
             ax.plot([0, 1], [0, 1], ls="--", lw=1, color="#999999")
         overall = block.get("auc" if key == "roc" else "average_precision")
-        kind = "positive class" if block.get("kind") == "binary" else "one-vs-rest, macro"
+        kind = {"binary": "positive class", "per_label": "per label, macro"}.get(block.get("kind"),
+                                                                                 "one-vs-rest, macro")
         ax.set_title(f"{title} ({kind} {score_name} {overall:.3f})" if overall is not None else title)
         ax.set_xlim(-0.01, 1.01)
         ax.set_ylim(-0.01, 1.01)

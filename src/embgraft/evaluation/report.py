@@ -239,15 +239,20 @@ def _run_results(page: _RunPage) -> str:
     m = read_json(page.run / rundir.METRICS_FILE, default=None)
     if m is None:
         return _na(rundir.METRICS_FILE, "embgraft train ...")
-    rows = []
-    for split in ("dev", "test"):
-        if isinstance(m.get(split), dict):
-            s = m[split]
-            rows.append((split, s.get("accuracy"), s.get("macro_f1"), s.get("loss")))
-    out = _table(["split", "accuracy", "macro-F1", "loss"], rows, numeric=[False, True, True, True]) if rows \
+    multi = m.get("task") == "multi_label"
+    columns = ((("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("accuracy", "subset accuracy"),
+                ("hamming_loss", "Hamming loss"), ("loss", "loss (BCE)")) if multi
+               else (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("loss", "loss")))
+    rows = [(split, *(m[split].get(k) for k, _ in columns)) for split in ("dev", "test")
+            if isinstance(m.get(split), dict)]
+    out = _table(["split", *(name for _, name in columns)], rows, numeric=[False] + [True] * len(columns)) if rows \
         else _na("dev/test metrics")
-    extra = [(k, m[k]) for k in ("metric", "best_epoch", "epochs_run", "n_train", "n_unlabelled", "train_seconds",
-                                 "samples_per_s", "device", "amp", "world_size", "class_weights", "focal_gamma")
+    if multi:
+        out += ("<p>multi-label: each label's threshold was tuned on dev (its best F1), so the dev scores are "
+                "optimistic; test is scored at the same thresholds.</p>")
+    extra = [(k, m[k]) for k in ("task", "metric", "best_epoch", "epochs_run", "n_train", "n_unlabelled",
+                                 "train_seconds", "samples_per_s", "device", "amp", "world_size", "class_weights",
+                                 "focal_gamma", "thresholds")
              if k in m and m[k] is not None]
     if extra:
         out += _table(["", "value"], extra, numeric=[False, True])
@@ -287,6 +292,8 @@ def _run_metrics(page: _RunPage) -> str:
     if m is None:
         return _na("evaluation metrics", page.evaluate_hint)
     head = f"<p>data: <code>{_e(m.get('data', '?'))}</code>, {_fmt(m.get('n_examples'))} examples</p>"
+    if m.get("task") == "multi_label":
+        return head + _multilabel_metrics(m)
     rows = [(name, v["precision"], v["recall"], v["f1"], v["support"]) for name, v in m["per_class"].items()]
     total = sum(v["support"] for v in m["per_class"].values())
     rows += [(f"{a} avg", m[a]["precision"], m[a]["recall"], m[a]["f1"], total)
@@ -308,10 +315,34 @@ def _run_metrics(page: _RunPage) -> str:
     return out
 
 
+def _multilabel_metrics(m: dict[str, Any]) -> str:
+    """The per-label table (threshold, precision, recall, F1, support) and the multi-label summary."""
+    rows = [(name, m["thresholds"][name], v["precision"], v["recall"], v["f1"], v["support"])
+            for name, v in m["per_class"].items()]
+    rows += [(f"{a} avg", "", m[a]["precision"], m[a]["recall"], m[a]["f1"], "")
+             for a in ("macro", "micro", "weighted", "samples")]
+    out = _table(["label", "threshold", "precision", "recall", "F1", "support"], rows,
+                 numeric=[False, True, True, True, True, True])
+    summary = [("subset accuracy", m["subset_accuracy"]), ("Hamming loss", m["hamming_loss"]),
+               ("label-ranking average precision", m["label_ranking_average_precision"]),
+               ("log loss (per label)", m["log_loss"]), ("ROC AUC (macro over labels)", m["roc"].get("auc")),
+               ("average precision (macro)", m["pr"].get("average_precision")),
+               ("labels per text, true", m["cardinality"]["true"]),
+               ("labels per text, predicted", m["cardinality"]["predicted"])]
+    out += _table(["", "value"], summary, numeric=[False, True])
+    if m.get("classes_absent"):
+        out += f"<p>no example in the evaluation data of: {_e('、'.join(m['classes_absent']))}</p>"
+    return out
+
+
 def _run_confusion(page: _RunPage) -> str:
     m = page.eval_metrics()
     if m is None:
         return _na("confusion matrix", page.evaluate_hint)
+    if m.get("task") == "multi_label":  # no confusion between labels a text may share: scores per label
+        return ("<p>multi-label: a text may hold several labels, so there is no confusion between them; "
+                "precision, recall and F1 of each label instead.</p>"
+                + page.images.img(lambda p: plots.plot_per_label(m, p), "precision, recall and F1 per label"))
     return page.images.img(lambda p: plots.plot_confusion(m["confusion"]["counts"], m["labels"], p),
                            "confusion matrix")
 
@@ -335,7 +366,7 @@ def _run_calibration(page: _RunPage) -> str:
         return _na("calibration", page.evaluate_hint)
     cal = m["calibration"]
     text = (f"<p>expected calibration error {_fmt(cal['ece'])} over {cal['n_bins']} equal-width bins of "
-            f"confidence (the maximum probability).</p>")
+            f"confidence ({_e(cal.get('confidence') or 'max probability')}).</p>")
     return text + page.images.img(lambda p: plots.plot_reliability(m, p), "reliability diagram")
 
 

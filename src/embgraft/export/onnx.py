@@ -97,9 +97,14 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike, config: OnnxExpo
             "inputs": [{"name": INPUT_NAME, "dtype": "int64", "shape": ["batch", "length"],
                         "what": "token ids (then n-gram and word ids), right-padded with pad_id"}],
             "outputs": [{"name": OUTPUT_NAME, "dtype": "float32", "shape": ["batch", "n_classes"],
-                         "what": "logits; softmax gives the class probabilities"}],
+                         "what": ("logits; each label's sigmoid gives its probability, a label holds at or "
+                                  "above its threshold" if clf.multi_label
+                                  else "logits; softmax gives the class probabilities")}],
             "min_len": clf.model.min_len, "pad_multiple": clf.model.pad_multiple,
-            "quantize": config.quantize, "encoding": _encoding(clf)}
+            "quantize": config.quantize, "encoding": _encoding(clf),
+            "task": "multi_label" if clf.multi_label else "single_label"}
+    if clf.multi_label:
+        meta["thresholds"] = dict(zip(clf.labels.names, clf.thresholds.tolist()))
     with atomic_dir(out, force=force) as tmp:
         _copy_tokenisation(run, tmp, meta["encoding"])
         fp32 = tmp / ONNX_FILE
@@ -261,19 +266,27 @@ def _quantize_int8(path: Path) -> None:
 
 
 def _accuracy_change(clf, export_dir: Path, config: OnnxExportConfig) -> dict:
-    """Accuracy on ``config.labelled`` of the run's classifier (torch) and of the export."""
+    """Accuracy on ``config.labelled`` of the run's classifier (torch) and of the export
+    (multi-label: subset accuracy, and agreement on whole label sets)."""
     from embgraft.export.predictor import Predictor
     from embgraft.training.data import read_examples
 
     examples = read_examples(config.labelled, text_column=config.text_column, label_column=config.label_column)
-    y, examples = clf.labels.encode(examples)
+    y, examples = clf.labels.encode(examples, multi_label=clf.multi_label, separator=clf.config.get("label_separator"))
     p_run = clf.predict_proba(examples.texts)
     p_export = Predictor.load(export_dir).predict_proba(examples.texts)
-    acc_run = float((p_run.argmax(1) == y).mean())
-    acc_export = float((p_export.argmax(1) == y).mean())
+    if clf.multi_label:  # a prediction is a label set: compare sets
+        run_pred, export_pred = p_run >= clf.thresholds, p_export >= clf.thresholds
+        acc_run = float((run_pred == (y > 0.5)).all(axis=1).mean())
+        acc_export = float((export_pred == (y > 0.5)).all(axis=1).mean())
+        agreement = float((run_pred == export_pred).all(axis=1).mean())
+    else:
+        acc_run = float((p_run.argmax(1) == y).mean())
+        acc_export = float((p_export.argmax(1) == y).mean())
+        agreement = float((p_run.argmax(1) == p_export.argmax(1)).mean())
     return {"file": str(config.labelled), "n": int(len(y)), "run": acc_run, "export": acc_export,
             "change": acc_export - acc_run, "max_abs_proba_diff": float(np.abs(p_run - p_export).max()),
-            "agreement": float((p_run.argmax(1) == p_export.argmax(1)).mean())}
+            "agreement": agreement}
 
 
 # --- views: the same function, traceable -------------------------------------------------------

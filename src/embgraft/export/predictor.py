@@ -66,6 +66,19 @@ class Predictor:
         self.labels = labels
         self.min_len = int(meta["min_len"])
         self.pad_multiple = int(meta["pad_multiple"])
+        # multi-label exports: (n_labels,) each label's threshold; None: single-label (softmax)
+        self.thresholds = None
+        if meta.get("task") == "multi_label":
+            found = meta.get("thresholds") or {}
+            missing = [n for n in labels.names if not isinstance(found.get(n), (int, float))]
+            if missing:
+                raise MalformedFileError(directory / "export.json", None, f"a multi-label export with no threshold "
+                                                                          f"for {missing}")
+            self.thresholds = np.array([float(found[n]) for n in labels.names])
+
+    @property
+    def multi_label(self) -> bool:
+        return self.thresholds is not None
 
     @classmethod
     def load(cls, directory: str | os.PathLike, *, threads: int | None = None) -> "Predictor":
@@ -104,14 +117,24 @@ class Predictor:
         return out
 
     def predict_proba(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
-        """(len(texts), n_classes) class probabilities, rows summing to 1."""
+        """(len(texts), n_classes) class probabilities, rows summing to 1 (multi-label: each
+        label's sigmoid)."""
         logits = self.logits(texts, batch_size=batch_size)
+        if self.multi_label:
+            return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
     def predict(self, texts: Sequence[str], *, top_k: int = 1) -> list[list[tuple[str, float]]]:
-        """For each text, the ``top_k`` (label, probability) pairs, most probable first."""
-        return self.labels.top(self.predict_proba(texts), top_k)
+        """For each text, the ``top_k`` (label, probability) pairs, most probable first
+        (multi-label: every label at or above its threshold), as ``Classifier.predict``."""
+        return self.pairs(self.predict_proba(texts), top_k=top_k)
+
+    def pairs(self, proba: np.ndarray, *, top_k: int = 1) -> list[list[tuple[str, float]]]:
+        """``predict``'s answer for probabilities already computed (the server batches them)."""
+        if self.multi_label:
+            return self.labels.above(proba, self.thresholds)
+        return self.labels.top(proba, top_k)
 
 
 def _pool(logits: np.ndarray, segments: np.ndarray, n_texts: int, how: str) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The HTTP API of ``embgraft serve``: a Starlette app answering
 
 - ``POST /predict`` ``{"texts": [...], "top_k": k}`` -> ``{"predictions": [[{"label", "probability"}, ...], ...]}``
+  (a multi-label model answers every label at or above its threshold, most probable first)
 - ``GET /health`` -> ``{"status": "ok", "model": ..., "backend": "onnx" | "torch"}``
 - ``GET /labels`` -> ``{"labels": [...]}``
 
@@ -153,7 +154,7 @@ def create_app(path: str | os.PathLike, config: ServeConfig = ServeConfig(), *, 
         texts, top_k = _validate(payload, config)
         proba = await batcher.score(texts)
         request.state.n_texts = len(texts)
-        labelled = model.labels.top(proba, top_k)
+        labelled = model.pairs(proba, top_k=top_k)  # multi-label: every label at its threshold
         return JSONResponse({"predictions": [[{"label": lab, "probability": p} for lab, p in row] for row in labelled]})
 
     async def health(request):

@@ -37,6 +37,12 @@ class Classifier:
     config: dict
     run: Path
     device: Any = None
+    # multi-label runs: (n_labels,) the dev-tuned threshold of each label (None: single-label)
+    thresholds: np.ndarray | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        return self.thresholds is not None
 
     @classmethod
     def load(cls, run: str | os.PathLike, *, device: str = "cpu", trust_remote_code: bool = False) -> "Classifier":
@@ -64,21 +70,31 @@ class Classifier:
         load = _load_hf if model_spec(config["model"]).hf else _load_static
         model, encoder = load(run, config, state, n_classes=len(labels), trust_remote_code=trust_remote_code)
         model.to(dev).eval()
-        return cls(model=model, labels=labels, encoder=encoder, config=config, run=run, device=dev)
+        thresholds = rundir.load_thresholds(run, labels.names) if rundir.is_multi_label(config) else None
+        return cls(model=model, labels=labels, encoder=encoder, config=config, run=run, device=dev,
+                   thresholds=thresholds)
 
     def predict_proba(self, texts: Sequence[str] | str, *, batch_size: int = 256) -> np.ndarray:
-        """(len(texts), n_classes) class probabilities, rows summing to 1; one string is one text."""
+        """(len(texts), n_classes) class probabilities, rows summing to 1 (multi-label: each
+        label's own probability, a sigmoid); one string is one text."""
         import torch
 
         texts = _texts(texts)
         data = encode(texts, np.zeros(len(texts), dtype=np.int64), self.encoder, min_len=self.model.min_len)
-        logits = predict_logits(self.model, data, batch_size=batch_size, device=self.device)
-        return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+        logits = torch.from_numpy(predict_logits(self.model, data, batch_size=batch_size, device=self.device))
+        return (torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)).numpy()
 
     def predict(self, texts: Sequence[str] | str, *, top_k: int = 1) -> list[list[tuple[str, float]]]:
         """For each text, the ``top_k`` (label, probability) pairs, most probable first; one string
-        is one text (one list of pairs in the returned list)."""
-        return self.labels.top(self.predict_proba(texts), top_k)
+        is one text (one list of pairs in the returned list). Multi-label: every label at or
+        above its threshold, most probable first (``top_k`` does not apply; a text may get none)."""
+        return self.pairs(self.predict_proba(texts), top_k=top_k)
+
+    def pairs(self, proba: np.ndarray, *, top_k: int = 1) -> list[list[tuple[str, float]]]:
+        """``predict``'s answer for probabilities already computed (the server batches them)."""
+        if self.multi_label:
+            return self.labels.above(proba, self.thresholds)
+        return self.labels.top(proba, top_k)
 
 
 def _texts(texts: Sequence[str] | str) -> list[str]:

@@ -25,7 +25,7 @@ from embgraft.training.data import ON_BAD_ROW
 
 # the choice tables every training setting is validated against
 EMBEDDING_MODES = ("full", "frozen", "partial", "gradual")
-METRICS = ("accuracy", "macro_f1")
+METRICS = ("accuracy", "macro_f1", "micro_f1")
 DEVICES = ("auto", "cpu", "cuda")
 AMP = ("auto", "bf16", "off")
 SPARSE = ("auto", "on", "off")
@@ -38,7 +38,7 @@ _PATH_KEYS = ("train", "dev", "test", "data", "classes", "graft", "hf_model", "u
 _PATH_LIST_KEYS = ("teachers",)
 # what a run directory's config.json records beside the settings (training.rundir.start); a run's
 # config.json given back as --config ignores them
-RUN_FACTS = ("graft_dir", "embgraft_version", "torch_version", "n_classes", "n_tokens", "dim", "data_files")
+RUN_FACTS = ("graft_dir", "embgraft_version", "torch_version", "n_classes", "n_tokens", "dim", "data_files", "task")
 # the optimisation each model's shipped config found on the THUCNews dev split
 # (configs/thucnews-*.yaml); hf: the usual BERT fine-tuning recipe, as the m3e-small experiment ran it
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -90,6 +90,11 @@ class TrainConfig:
     label_column: str | None = knob(None, "CSV/JSONL column (TSV: 0-based index) of the label")
     classes: str | None = knob(None, "file of class names, one per line in id order (default: labels found in train)")
     on_bad_row: str = knob("error", "a row with no label, an empty text or an unseen label: error, or skip and count")
+    multi_label: bool = knob(False, "several labels per text: sigmoid outputs, binary cross-entropy, per-label "
+                                    "thresholds tuned on dev; on by itself when a label cell is a JSON list or "
+                                    "holds --label-separator")
+    label_separator: str | None = knob(None, "multi-label: the character between a cell's labels (e.g. '|'); "
+                                             "JSONL may give a list instead")
     train_fraction: float = knob(1.0, "train on a stratified share of the training set (e.g. 0.1)")
     # --- the embedding: a graft directory, or a vocabulary built from the training texts
     graft: str | None = knob(None, "graft directory (embgraft graft --out): embedding rows, vocabulary and "
@@ -160,7 +165,9 @@ class TrainConfig:
     patience: int | None = knob(3, "early stopping: epochs without dev gain; None: never")
     min_steps: int = knob(200, "early stopping waits for this many optimiser steps first, so a small training "
                                "set (a few steps an epoch) is not stopped on noise")
-    metric: str = knob("accuracy", "dev metric for early stopping and the best checkpoint: accuracy | macro_f1")
+    metric: str | None = knob(None, "dev metric for early stopping and the best checkpoint: accuracy | macro_f1 | "
+                                    "micro_f1 (default: accuracy; multi-label: micro_f1, its accuracy being "
+                                    "subset accuracy)")
     # --- knowledge distillation: also fit the averaged predictions of trained runs (distill.py)
     teachers: tuple[str, ...] = knob((), "knowledge distillation: run directories (comma-separated) whose averaged "
                                          "predictions on the training texts the model also learns (default: none)")
@@ -301,6 +308,9 @@ def _check_data(c: TrainConfig) -> list[str]:
         p.append(f"format must be one of {list(dict.fromkeys(FORMAT_ALIASES.values()))}, not {c.format!r}")
     p.choice("on_bad_row", ON_BAD_ROW)
     p.within("train_fraction", 0, 1)
+    if c.label_separator is not None and (not isinstance(c.label_separator, str) or not c.label_separator.strip()
+                                          or "\t" in c.label_separator or "\n" in c.label_separator):
+        p.append(f"label_separator must be a visible character such as '|', not {c.label_separator!r}")
     return p
 
 
@@ -386,7 +396,8 @@ def _check_optimisation(c: TrainConfig) -> list[str]:
     p.positive("patience", allow_none=True)
     if c.min_steps < 0:
         p.append(f"min_steps must be >= 0, not {c.min_steps}")
-    p.choice("metric", METRICS)
+    if c.metric is not None:
+        p.choice("metric", METRICS)
     if c.focal_gamma < 0 or c.focal_gamma > 10:
         p.append(f"focal_gamma must be in [0, 10], not {c.focal_gamma:g}")
     if c.class_weight is not None and c.class_weight != "balanced" and not os.path.isfile(c.class_weight):

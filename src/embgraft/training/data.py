@@ -3,10 +3,15 @@
 The path of a text: ``read_examples`` (file -> texts, string labels, line numbers) ->
 ``LabelSet.encode`` (labels -> ids, an unseen label is ``file:line``) -> ``encode`` (token ids,
 :mod:`embgraft.training.encode`) -> ``batches`` (:mod:`embgraft.training.batches`).
+
+Multi-label data keeps its label cells as read (``a|b`` with a separator, or a JSON list such as
+``["a", "b"]``); :func:`label_set` reads a cell as its labels, and ``LabelSet.encode(...,
+multi_label=True)`` turns the cells into a multi-hot ``(n, n_classes)`` matrix.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -98,6 +103,34 @@ def read_unlabelled(path: PathLike, *, fmt: str | None = None, text_column: int 
     return ex
 
 
+def label_set(cell: str, separator: str | None = None) -> list[str] | None:
+    """The labels of one label cell: a JSON list (``["a", "b"]``, as JSONL writes one), or the
+    cell split at ``separator`` (``a|b``); None when the cell is a single plain label. Labels are
+    stripped, repeats dropped, order kept; an empty list stays empty (the caller's error)."""
+    cell = cell.strip()
+    if cell.startswith("[") and cell.endswith("]"):
+        try:
+            value = json.loads(cell)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, list):
+            return list(dict.fromkeys(str(x).strip() for x in value if str(x).strip()))
+    if separator and separator in cell:
+        return list(dict.fromkeys(x.strip() for x in cell.split(separator) if x.strip()))
+    return None
+
+
+def is_multi_label(examples: "Examples", separator: str | None = None) -> bool:
+    """Whether any label cell holds a list of labels (or several, split at ``separator``)."""
+    return any(label_set(x, separator) is not None for x in examples.labels)
+
+
+def labels_of(cell: str, separator: str | None = None) -> list[str]:
+    """A cell's labels in a multi-label task: :func:`label_set`, or the plain cell alone."""
+    found = label_set(cell, separator)
+    return [cell.strip()] if found is None else found
+
+
 def _natural_key(label: str) -> tuple:
     # "2" before "10"; numbers before words; otherwise plain string order
     return (0, int(label), "") if re.fullmatch(r"[0-9]+", label) else (1, 0, label)
@@ -127,15 +160,16 @@ class LabelSet:
         return isinstance(other, LabelSet) and self.names == other.names
 
     @classmethod
-    def discover(cls, examples: Examples) -> "LabelSet":
-        """The distinct labels of the training data, in natural order (``2`` before ``10``). Labels
-        that mix class ids with names (``3`` and ``society``) are refused: without a classes file
-        they would become two classes each."""
-        labels = sorted(set(examples.labels), key=_natural_key)
+    def discover(cls, examples: Examples, *, multi_label: bool = False, separator: str | None = None) -> "LabelSet":
+        """The distinct labels of the training data (multi-label: of every cell's labels), in
+        natural order (``2`` before ``10``). Labels that mix class ids with names (``3`` and
+        ``society``) are refused: without a classes file they would become two classes each."""
+        cells = [labels_of(x, separator) if multi_label else [x] for x in examples.labels]
+        labels = sorted({y for cell in cells for y in cell}, key=_natural_key)
         ids = [x for x in labels if re.fullmatch(r"[0-9]+", x)]
         if ids and len(ids) < len(labels):
-            i = next(i for i, x in enumerate(examples.labels) if not re.fullmatch(r"[0-9]+", x))
-            raise MalformedFileError(examples.path, examples.lines[i], f"label {examples.labels[i]!r} is a name, "
+            i, name = next((i, y) for i, cell in enumerate(cells) for y in cell if not re.fullmatch(r"[0-9]+", y))
+            raise MalformedFileError(examples.path, examples.lines[i], f"label {name!r} is a name, "
                                      f"but other labels are class ids ({', '.join(ids[:3])}): give --classes "
                                      "to name the ids, or use names throughout")
         return cls(labels)
@@ -163,38 +197,64 @@ class LabelSet:
         top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
         return [[(self.names[j], float(p[j])) for j in row] for p, row in zip(proba, top)]
 
+    def above(self, proba: np.ndarray, thresholds: np.ndarray) -> list[list[tuple[str, float]]]:
+        """Multi-label: for each row of ``proba`` (n, n_classes) of independent probabilities, the
+        (name, probability) pairs at or above each label's threshold (``thresholds`` (n_classes,)),
+        most probable first; a text may get none."""
+        out = []
+        for p in proba:
+            hit = np.flatnonzero(p >= thresholds)
+            hit = hit[np.argsort(-p[hit], kind="stable")]
+            out.append([(self.names[j], float(p[j])) for j in hit])
+        return out
+
     def id_of(self, label: str) -> int | None:
         i = self._index.get(label)
         if i is None and re.fullmatch(r"[0-9]+", label) and int(label) < len(self.names):
             i = int(label)  # an id standing for a name from the classes file
         return i
 
-    def encode(self, examples: Examples, *, on_bad_row: str = "error") -> tuple[np.ndarray, Examples]:
-        """``(n,)`` int64 ids and the examples kept. A label outside the set raises
+    def encode(self, examples: Examples, *, on_bad_row: str = "error", multi_label: bool = False,
+               separator: str | None = None) -> tuple[np.ndarray, Examples]:
+        """``(n,)`` int64 ids (multi-label: an ``(n, n_classes)`` float32 multi-hot matrix) and
+        the examples kept. A label outside the set, or an empty label set, raises
         ``MalformedFileError`` at its file:line; with ``on_bad_row="skip"`` it is counted."""
         ids, keep = [], []
+        shown = ", ".join(self.names[:12]) + (", ..." if len(self.names) > 12 else "")
         for i, label in enumerate(examples.labels):
-            j = self.id_of(label)
-            if j is not None:
-                ids.append(j)
+            cell = labels_of(label, separator) if multi_label else [label]
+            found = [self.id_of(y) for y in cell]
+            if cell and None not in found:
+                if multi_label:
+                    row = np.zeros(len(self.names), dtype=np.float32)
+                    row[found] = 1.0
+                    ids.append(row)
+                else:
+                    ids.append(found[0])
                 keep.append(i)
                 continue
-            shown = ", ".join(self.names[:12]) + (", ..." if len(self.names) > 12 else "")
-            problem = f"label {label!r} is not one of the {len(self.names)} training classes ({shown})"
+            unknown = next((y for y, j in zip(cell, found) if j is None), None)
+            problem = ("an empty label set" if unknown is None else
+                       f"label {unknown!r} is not one of the {len(self.names)} training classes ({shown})")
             if on_bad_row == "error":
                 raise MalformedFileError(examples.path, examples.lines[i], problem)
             examples.n_skipped += 1
             if len(examples.skipped) < _N_SKIPPED_SAMPLES:
                 examples.skipped.append(f"{examples.where(i)}: {problem}")
+        y = (np.stack(ids) if ids else np.zeros((0, len(self.names)), dtype=np.float32)) if multi_label \
+            else np.asarray(ids, dtype=np.int64)
         if len(keep) == len(examples):
-            return np.asarray(ids, dtype=np.int64), examples
+            return y, examples
         kept = examples.subset(keep)
         kept.n_skipped, kept.skipped = examples.n_skipped, examples.skipped
-        return np.asarray(ids, dtype=np.int64), kept
+        return y, kept
 
 
-def stratified_split(examples: Examples, fractions: Sequence[float], *, seed: int = 0) -> list[Examples]:
-    """Split into ``len(fractions)`` stratified parts (e.g. ``0.8, 0.1, 0.1``), reproducible by seed."""
+def stratified_split(examples: Examples, fractions: Sequence[float], *, seed: int = 0,
+                     stratify: bool = True) -> list[Examples]:
+    """Split into ``len(fractions)`` stratified parts (e.g. ``0.8, 0.1, 0.1``), reproducible by seed.
+    ``stratify=False`` (multi-label data, whose label combinations are too many to stratify on)
+    gives a plain shuffled split of the same sizes."""
     from sklearn.model_selection import train_test_split
 
     fractions = [float(f) for f in fractions]
@@ -208,7 +268,8 @@ def stratified_split(examples: Examples, fractions: Sequence[float], *, seed: in
         if take >= 1.0:
             raise ConfigError(f"split fractions {fractions} leave nothing for the last part")
         try:
-            a, rest = train_test_split(rest, train_size=take, random_state=seed, stratify=labels[rest])
+            a, rest = train_test_split(rest, train_size=take, random_state=seed,
+                                       stratify=labels[rest] if stratify else None)
         except ValueError as e:  # a class too small to stratify
             raise ConfigError(f"cannot split {examples.path} {fractions}: {e}") from None
         parts.append(np.sort(a))
@@ -217,10 +278,10 @@ def stratified_split(examples: Examples, fractions: Sequence[float], *, seed: in
     return [examples.subset(p) for p in parts]
 
 
-def stratified_subset(examples: Examples, fraction: float, *, seed: int = 0) -> Examples:
+def stratified_subset(examples: Examples, fraction: float, *, seed: int = 0, stratify: bool = True) -> Examples:
     """A stratified ``fraction`` of ``examples`` (learning curves, the 10 % benchmark)."""
     if not 0 < fraction <= 1:
         raise ConfigError(f"train fraction must be in (0, 1], not {fraction}")
     if fraction == 1:
         return examples
-    return stratified_split(examples, [fraction, 1 - fraction], seed=seed)[0]
+    return stratified_split(examples, [fraction, 1 - fraction], seed=seed, stratify=stratify)[0]

@@ -5,6 +5,9 @@ averages their class probabilities (softened by ``--distill-temperature``), and 
 loss becomes ``(1 - w) * cross-entropy(gold) + w * T² * KL(teachers || student)`` with
 ``w = --distill-weight`` (Hinton et al. 2015). Averaging several seeds' runs distils their
 ensemble into one model of the student's size and speed.
+
+Multi-label: the teachers' per-label probabilities, each softened as ``sigmoid(logit / T)``, and
+the term is the binary KL divergence per label, averaged over texts and labels.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from embgraft.training.rundir import MODEL_FILE
 
 
 def teacher_targets(runs: Sequence[str], texts: Sequence[str], labels: np.ndarray, class_names: Sequence[str], *,
-                    temperature: float, trust_remote_code: bool = False, log=print) -> np.ndarray:
+                    temperature: float, trust_remote_code: bool = False, multi_label: bool = False,
+                    log=print) -> np.ndarray:
     """(len(texts), n_classes) float32: the mean over ``runs`` of their probabilities at
     ``temperature``, columns in ``class_names``' order (``labels``: the texts' class ids, only
     for the log). ``trust_remote_code`` is the caller's, never a teacher's own config.
@@ -34,16 +38,19 @@ def teacher_targets(runs: Sequence[str], texts: Sequence[str], labels: np.ndarra
     # dropout masks and batches are the same with and without teachers
     with torch.random.fork_rng(devices=[]):
         return _teacher_targets(runs, texts, labels, class_names, temperature=temperature,
-                                trust_remote_code=trust_remote_code, log=log)
+                                trust_remote_code=trust_remote_code, multi_label=multi_label, log=log)
 
 
 def _teacher_targets(runs, texts, labels, class_names, *, temperature: float, trust_remote_code: bool,
-                     log) -> np.ndarray:
+                     multi_label: bool, log) -> np.ndarray:
     total = np.zeros((len(texts), len(class_names)), dtype=np.float64)
     for run in runs:
         if not (Path(run) / MODEL_FILE).is_file():
             raise ConfigError(f"teacher {run} is not a finished run directory (no {MODEL_FILE})")
         teacher = Classifier.load(run, trust_remote_code=trust_remote_code)
+        if teacher.multi_label != multi_label:
+            raise ConfigError(f"teacher {run} is a {'multi' if teacher.multi_label else 'single'}-label run, this "
+                              f"task is {'multi' if multi_label else 'single'}-label")
         names = list(teacher.labels.names)
         missing = [c for c in class_names if c not in names]
         extra = [c for c in names if c not in class_names]
@@ -53,6 +60,14 @@ def _teacher_targets(runs, texts, labels, class_names, *, temperature: float, tr
         proba = teacher.predict_proba(list(texts))[:, [names.index(c) for c in class_names]]
         if not np.isfinite(proba).all():
             raise ConfigError(f"teacher {run} predicts non-finite probabilities (a run trained to nan?)")
+        if multi_label:  # sigmoid(logit / T), from p: p^(1/T) / (p^(1/T) + (1 - p)^(1/T))
+            p = np.power(np.clip(proba, 1e-12, None), 1.0 / temperature)
+            q = np.power(np.clip(1 - proba, 1e-12, None), 1.0 / temperature)
+            total += p / (p + q)
+            known = labels[:, 0] >= 0
+            exact = ((proba >= teacher.thresholds) == (labels > 0.5)).all(axis=1)
+            log(f"teacher {run}: subset accuracy {float(exact[known].mean()):.4f} on the labelled training texts")
+            continue
         soft = np.power(np.clip(proba, 1e-12, None), 1.0 / temperature)
         total += soft / soft.sum(axis=1, keepdims=True)
         known = labels >= 0  # unlabelled texts (label -1) have no accuracy
@@ -71,3 +86,15 @@ def distill_loss(logits, soft, *, temperature: float):
 
     log_p = F.log_softmax(logits / temperature, dim=-1)
     return F.kl_div(log_p, soft, reduction="batchmean") * temperature ** 2
+
+
+def distill_loss_multilabel(logits, soft, *, temperature: float):
+    """``T² *`` the binary KL divergence of ``sigmoid(logits / T)`` from the teachers' ``soft``
+    (B, C) per-label probabilities at ``T``, averaged over texts and labels (0 where they agree)."""
+    import torch
+    import torch.nn.functional as F
+
+    bce = F.binary_cross_entropy_with_logits(logits / temperature, soft, reduction="none")
+    s = soft.clamp(1e-12, 1 - 1e-12)
+    entropy = -(s * torch.log(s) + (1 - s) * torch.log1p(-s))
+    return (bce - entropy).mean() * temperature ** 2

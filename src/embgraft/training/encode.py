@@ -127,7 +127,8 @@ class HFTextEncoder:
 @dataclass
 class EncodedSet:
     """``ids``: (n_rows, width) int64, right-padded with ``pad_id``; ``lengths``: (n_rows,);
-    ``labels``: (n,), one per text. A row is a text, or, with chunking, one window of a text:
+    ``labels``: (n,) int64 class ids, or multi-label (n, n_classes) float32 multi-hot rows, one
+    per text (-1 for an unlabelled text). A row is a text, or, with chunking, one window of a text:
     ``doc`` (n_rows,) then names each row's text (rows of a text are adjacent) and ``pool`` how
     their logits are pooled."""
 
@@ -175,7 +176,8 @@ def encode(texts: Sequence[str], labels: np.ndarray, encoder: TextEncoder | HFTe
     ids = np.full((len(seqs), width), encoder.vocab.pad_id, dtype=np.int64)
     for i, s in enumerate(seqs):
         ids[i, : len(s)] = s
+    labels = np.asarray(labels)
+    labels = labels.astype(np.float32 if labels.ndim == 2 else np.int64, copy=False)
     if chunks is not None:
-        return EncodedSet(ids, lengths, np.asarray(labels, dtype=np.int64), encoder.vocab.pad_id, doc=doc,
-                          pool=chunks.pool)
-    return EncodedSet(ids, lengths, np.asarray(labels, dtype=np.int64), encoder.vocab.pad_id)
+        return EncodedSet(ids, lengths, labels, encoder.vocab.pad_id, doc=doc, pool=chunks.pool)
+    return EncodedSet(ids, lengths, labels, encoder.vocab.pad_id)

@@ -31,8 +31,9 @@ from embgraft.training.batches import batch_order, batches, pool_windows, predic
 from embgraft.training.config import TrainConfig
 from embgraft.training.devices import (Dist, amp_dtype, end_distributed, init_distributed, pick_device,
                                        release_freed_memory)
-from embgraft.training.distill import distill_loss, teacher_targets
-from embgraft.training.losses import class_weights, classification_loss
+from embgraft.training.distill import distill_loss, distill_loss_multilabel, teacher_targets
+from embgraft.training.losses import class_weights, labelled, task_loss
+from embgraft.training.multilabel import multilabel_scores, sigmoid, tune_thresholds
 from embgraft.training.optim import Schedule, build_optimizers, set_lr, warmup_steps
 from embgraft.training.prepare import Prepared, prepare
 
@@ -44,17 +45,23 @@ class TrainOutcome:
     history: list[dict[str, Any]]
 
 
-def scores(logits: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Accuracy, macro-F1 and mean cross-entropy of ``logits`` (n, C) against ``labels`` (n,).
+def scores(logits: np.ndarray, labels: np.ndarray, n_classes: int,
+           thresholds: np.ndarray | None = None) -> dict[str, float]:
+    """Accuracy, macro- and micro-F1 and mean cross-entropy of ``logits`` (n, C) against
+    ``labels`` (n,); multi-hot ``labels`` (n, C) are scored by
+    :func:`~embgraft.training.multilabel.multilabel_scores` at ``thresholds``.
 
     Macro-F1 is scikit-learn's ``f1_score(average="macro", labels=range(C), zero_division=0)``,
     computed here from the confusion counts: importing scikit-learn for it added ~80 MB to a
-    training process's peak RSS (a test checks the two agree).
+    training process's peak RSS (a test checks the two agree). With one label a text, micro-F1
+    is accuracy.
     """
+    if labels.ndim == 2:
+        return multilabel_scores(logits, labels, thresholds)
     pred = logits.argmax(axis=1)
     loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
-    return {"accuracy": float(np.mean(pred == labels)) if len(labels) else 0.0,
-            "macro_f1": macro_f1(labels, pred, n_classes),
+    accuracy = float(np.mean(pred == labels)) if len(labels) else 0.0
+    return {"accuracy": accuracy, "macro_f1": macro_f1(labels, pred, n_classes), "micro_f1": accuracy,
             "loss": loss, "n": int(len(labels))}
 
 
@@ -104,7 +111,8 @@ def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, r
         if config.teachers:
             soft = torch.from_numpy(teacher_targets(config.teachers, prep.train_texts, prep.train.labels,
                                                     prep.labels.names, temperature=config.distill_temperature,
-                                                    trust_remote_code=config.trust_remote_code, log=say))
+                                                    trust_remote_code=config.trust_remote_code,
+                                                    multi_label=prep.multi_label, log=say))
         with _run_directory(out, fresh=not resume, main=d.main) as where:
             if d.main and not resume:
                 rundir.start(where.path, config=config, prep=prep)
@@ -177,11 +185,17 @@ class _Run:
     # back at the end (an in-memory copy is one more table as large as the embedding: 70 MB for
     # an 87k-row n-gram bag); other ranks write nothing, so they keep a copy
     best_weights: dict | None = None
-    class_weight: Any = None  # (n_classes,) tensor on the device, or None
+    class_weight: Any = None  # (n_classes,) tensor on the device, or None (multi-label: pos_weight)
 
     @property
     def keep_best(self) -> bool:
         return not self.d.main
+
+    @property
+    def metric(self) -> str:
+        """The dev metric that picks the best epoch: the config's, else accuracy (multi-label:
+        micro-F1, subset accuracy being too coarse to rank epochs by)."""
+        return self.config.metric or ("micro_f1" if self.prep.multi_label else "accuracy")
 
 
 def _fit(run: _Run, *, resume: bool, stop_after_epoch: int | None) -> TrainOutcome:
@@ -255,16 +269,16 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[float, int, float]:
         with torch.autocast(run.device.type, dtype=run.amp or torch.float32, enabled=run.amp is not None):
             logits = pool_windows(run.train_model(ids), segments, len(idx), prep.train.pool)
         if prep.n_unlabelled:  # unlabelled texts (label -1) take part in the distillation term only
-            known = labels >= 0
-            loss = (classification_loss(logits[known].float(), labels[known], weight=run.class_weight,
-                                        gamma=config.focal_gamma, label_smoothing=config.label_smoothing)
+            known = labelled(labels)
+            loss = (task_loss(logits[known].float(), labels[known], weight=run.class_weight,
+                              gamma=config.focal_gamma, label_smoothing=config.label_smoothing)
                     if bool(known.any()) else logits.sum() * 0.0)
         else:
-            loss = classification_loss(logits.float(), labels, weight=run.class_weight, gamma=config.focal_gamma,
-                                       label_smoothing=config.label_smoothing)
+            loss = task_loss(logits.float(), labels, weight=run.class_weight, gamma=config.focal_gamma,
+                             label_smoothing=config.label_smoothing)
         if run.soft is not None:  # distillation: the teachers' averaged predictions for these texts
-            kd = distill_loss(logits.float(), run.soft[torch.from_numpy(idx)].to(run.device),
-                              temperature=config.distill_temperature)
+            kd = (distill_loss_multilabel if prep.multi_label else distill_loss)(
+                logits.float(), run.soft[torch.from_numpy(idx)].to(run.device), temperature=config.distill_temperature)
             loss = (1 - config.distill_weight) * loss + config.distill_weight * kd
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
@@ -298,8 +312,11 @@ def _end_epoch(run: _Run, epoch: int, *, train_loss: float, n_seen: int, seconds
     config, prep, d, state = run.config, run.prep, run.d, run.state
     state["train_seconds"] += seconds
     state["n_seen"] += n_seen * d.world
-    dev = scores(predict_logits(run.model, prep.dev, batch_size=config.batch_size * 2, device=run.device,
-                                amp=run.amp), prep.dev.labels, prep.n_classes)
+    logits = predict_logits(run.model, prep.dev, batch_size=config.batch_size * 2, device=run.device, amp=run.amp)
+    # multi-label: scored at the thresholds this epoch's dev probabilities would get, as the final
+    # run will be; at a fixed 0.5 an early epoch that calls every label "yes" scores best
+    thresholds = tune_thresholds(sigmoid(logits), prep.dev.labels) if prep.multi_label else None
+    dev = scores(logits, prep.dev.labels, prep.n_classes, thresholds)
     if not math.isfinite(dev["loss"]):
         raise NonFiniteLossError(f"the dev loss is {dev['loss']} after epoch {epoch + 1}: the weights are not finite")
     row = {"epoch": epoch + 1, "step": state["step"], "train_loss": train_loss,
@@ -307,10 +324,11 @@ def _end_epoch(run: _Run, epoch: int, *, train_loss: float, n_seen: int, seconds
            "lr": _lr(run.optimizers, "body"), "embedding_lr": _lr(run.optimizers, "embedding"),
            "seconds": seconds, "samples_per_s": n_seen * d.world / max(seconds, 1e-9)}
     state["history"].append(row)
-    run.schedule.end_epoch(dev[config.metric])
-    improved = state["best"] is None or dev[config.metric] > state["best"]
+    metric = run.metric
+    run.schedule.end_epoch(dev[metric])
+    improved = state["best"] is None or dev[metric] > state["best"]
     if improved:
-        state.update(best=dev[config.metric], best_epoch=epoch + 1, bad_epochs=0)
+        state.update(best=dev[metric], best_epoch=epoch + 1, bad_epochs=0)
         if run.keep_best:
             run.best_weights = None  # let the old copy go before the new one is made (peak RSS)
             run.best_weights = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
@@ -319,8 +337,8 @@ def _end_epoch(run: _Run, epoch: int, *, train_loss: float, n_seen: int, seconds
     state["epoch"] = epoch + 1
     rng = _gather_rng(d)  # every rank takes part; rank 0 saves them all
     if d.main:
-        run.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  dev {config.metric} "
-                f"{dev[config.metric]:.4f}  dev loss {dev['loss']:.4f}  {row['samples_per_s']:,.0f} samples/s"
+        run.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  dev {metric} "
+                f"{dev[metric]:.4f}  dev loss {dev['loss']:.4f}  {row['samples_per_s']:,.0f} samples/s"
                 + ("  *" if improved else ""))
         rundir.write_history(run.out, state["history"])
         if config.log_every:
@@ -334,7 +352,7 @@ def _end_epoch(run: _Run, epoch: int, *, train_loss: float, n_seen: int, seconds
     # epoch, and 3 epochs of them stopped a bag at 0.26 test accuracy that reached 0.67 when let run
     if config.patience is not None and state["bad_epochs"] >= config.patience and state["step"] >= config.min_steps:
         if d.main:
-            run.log(f"early stop: no dev {config.metric} gain for {state['bad_epochs']} epochs "
+            run.log(f"early stop: no dev {metric} gain for {state['bad_epochs']} epochs "
                     f"({state['step']} steps)")
         return True
     return False
@@ -353,11 +371,18 @@ def _finish(run: _Run) -> TrainOutcome:
             rundir.load_best(run.out, model)
     run.best_weights = None
     metrics: dict[str, Any] = {}
+    logits = {name: predict_logits(model, data, batch_size=config.batch_size * 2, device=run.device, amp=run.amp)
+              for name, data in (("dev", prep.dev), ("test", prep.test)) if data is not None}
+    thresholds = None
+    if prep.multi_label:  # each label's threshold: the one of best F1 on dev (dev scores are then optimistic)
+        thresholds = tune_thresholds(sigmoid(logits["dev"]), prep.dev.labels)
+        metrics["thresholds"] = dict(zip(prep.labels.names, thresholds.tolist()))
+        metrics["dev_at_0.5"] = scores(logits["dev"], prep.dev.labels, prep.n_classes)
     for name, data in (("dev", prep.dev), ("test", prep.test)):
         if data is not None:
-            metrics[name] = scores(predict_logits(model, data, batch_size=config.batch_size * 2, device=run.device,
-                                                  amp=run.amp), data.labels, prep.n_classes)
-    metrics.update(best_epoch=state["best_epoch"], epochs_run=state["epoch"], metric=config.metric,
+            metrics[name] = scores(logits[name], data.labels, prep.n_classes, thresholds)
+    metrics.update(best_epoch=state["best_epoch"], epochs_run=state["epoch"], metric=run.metric,
+                   task="multi_label" if prep.multi_label else "single_label",
                    train_seconds=state["train_seconds"],
                    samples_per_s=state["n_seen"] / max(state["train_seconds"], 1e-9),
                    n_train=len(prep.train) - prep.n_unlabelled, n_unlabelled=prep.n_unlabelled, world_size=d.world, device=str(run.device),
@@ -369,7 +394,9 @@ def _finish(run: _Run) -> TrainOutcome:
         rundir.finish(run.out, model=model, metrics=metrics)
         if run.writer is not None:
             run.writer.close()
-        run.log("  ".join(f"{name} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+        shown = ((("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"), ("accuracy", "subset accuracy"))
+                 if prep.multi_label else (("accuracy", "accuracy"), ("macro_f1", "macro-F1")))
+        run.log("  ".join(f"{name} " + "  ".join(f"{label} {m[k]:.4f}" for k, label in shown)
                           for name, m in metrics.items() if name in ("dev", "test")) + f"  -> {run.out}")
     return TrainOutcome(run.out if d.main else None, metrics, state["history"])
 

@@ -24,8 +24,8 @@ from embgraft.models.hf import HFClassifier
 from embgraft.text.tokenize import Recipe
 from embgraft.text.vocab import Vocab
 from embgraft.training.config import TrainConfig
-from embgraft.training.data import (Examples, LabelSet, read_examples, read_unlabelled, stratified_split,
-                                    stratified_subset)
+from embgraft.training.data import (Examples, LabelSet, is_multi_label, read_examples, read_unlabelled,
+                                    stratified_split, stratified_subset)
 from embgraft.training.encode import EncodedSet, HFTextEncoder, TextEncoder, encode
 
 RANDOM_METHOD = "init:random"
@@ -46,6 +46,7 @@ class Prepared:
     skipped: dict[str, int] = field(default_factory=dict)
     train_texts: list[str] = field(default_factory=list)  # the teachers score these (distillation)
     n_unlabelled: int = 0  # the last of the training texts have no label (label id -1): --unlabelled
+    multi_label: bool = False  # labels are (n, n_classes) multi-hot rows: sigmoid outputs, BCE
     encoder_config: Any = None  # hf: the encoder's transformers config, saved into RUN/hf
     tokenizer: Any = None  # hf on its own tokenizer: saved into RUN/hf beside the config
 
@@ -63,43 +64,62 @@ class Prepared:
         self.init_weights, self.provenance = None, []
 
 
+def multi_label_task(config: TrainConfig, examples: Examples) -> bool:
+    """A multi-label task: asked for (``--multi-label``), or a label cell of ``examples`` (the
+    training data) holds a JSON list or ``--label-separator``."""
+    return bool(config.multi_label) or is_multi_label(examples, config.label_separator)
+
+
 def read_splits(config: TrainConfig) -> tuple[Examples, Examples, Examples | None]:
     """Train/dev/test examples. One ``--data`` file is split stratified with seed 0, so every
-    training seed sees the same split; ``train_fraction`` then takes a stratified share of train."""
+    training seed sees the same split; ``train_fraction`` then takes a stratified share of train.
+    Multi-label data is split the same way but shuffled, not stratified (its label combinations
+    are too many and too rare to stratify on)."""
     opts = dict(fmt=config.format, text_column=config.text_column, label_column=config.label_column,
                 on_bad_row=config.on_bad_row)
     if config.data is not None:
         everything = read_examples(config.data, **opts)
-        train, dev, test = stratified_split(everything, config.split, seed=0)
+        stratify = not multi_label_task(config, everything)
+        train, dev, test = stratified_split(everything, config.split, seed=0, stratify=stratify)
         train.n_skipped = everything.n_skipped
     else:
         train = read_examples(config.train, **opts)
         dev = read_examples(config.dev, **opts)
         test = read_examples(config.test, **opts) if config.test else None
+        stratify = not multi_label_task(config, train)
     if config.train_fraction < 1:
-        train = stratified_subset(train, config.train_fraction, seed=0)
+        train = stratified_subset(train, config.train_fraction, seed=0, stratify=stratify)
     return train, dev, test
 
 
 @dataclass
 class Labelled:
     labels: LabelSet
-    splits: list  # [(Examples, (n,) int64 label ids)] for train, dev, test (test may be (None, None))
+    # [(Examples, label ids)] for train, dev, test (test may be (None, None)); ids (n,) int64, or
+    # multi-label (n, n_classes) float32 multi-hot
+    splits: list
     skipped: dict[str, int]
+    multi_label: bool = False
 
 
 def read_labelled(config: TrainConfig, *, log=print) -> Labelled:
     """The three splits with their label ids; bad rows raise file:line (or are counted)."""
     train_ex, dev_ex, test_ex = read_splits(config)
-    labels = LabelSet.load(config.classes) if config.classes else LabelSet.discover(train_ex)
-    splits = [labels.encode(ex, on_bad_row=config.on_bad_row)[::-1] if ex is not None else (None, None)
-              for ex in (train_ex, dev_ex, test_ex)]
+    multi = multi_label_task(config, train_ex)
+    sep = config.label_separator
+    labels = (LabelSet.load(config.classes) if config.classes
+              else LabelSet.discover(train_ex, multi_label=multi, separator=sep))
+    splits = [labels.encode(ex, on_bad_row=config.on_bad_row, multi_label=multi, separator=sep)[::-1]
+              if ex is not None else (None, None) for ex in (train_ex, dev_ex, test_ex)]
     skipped = {}
     for ex, _ in splits:
         if ex is not None and ex.n_skipped:
             skipped[ex.path] = ex.n_skipped
             log(f"{ex.path}: skipped {ex.n_skipped} bad rows, e.g. " + "; ".join(ex.skipped[:3]))
-    return Labelled(labels, splits, skipped)
+    if multi and not config.multi_label:
+        log(f"{train_ex.path}: label cells hold several labels: a multi-label task (sigmoid outputs, "
+            "per-label thresholds)")
+    return Labelled(labels, splits, skipped, multi_label=multi)
 
 
 # --- the embedding's rows ----------------------------------------------------------------------------
@@ -255,20 +275,21 @@ def prepare(config: TrainConfig, *, log=print) -> Prepared:
     # unlabelled texts join the training set with label -1: the teachers' predictions are all
     # they are learnt from
     train_texts = train_ex.texts + unlabelled
-    y_train = np.concatenate([y_train, np.full(len(unlabelled), -1, dtype=np.int64)])
+    y_train = np.concatenate([y_train, np.full((len(unlabelled), *y_train.shape[1:]), -1, dtype=y_train.dtype)])
     sets = [None if ex is None else encode(texts, y, built.encoder, min_len=built.model.min_len)
             for ex, texts, y in ((train_ex, train_texts, y_train), (dev_ex, dev_ex.texts, y_dev),
                                  (test_ex, None if test_ex is None else test_ex.texts, y_test))]
     rows = built.rows
     log(f"{len(train_ex):,} train" + (f" (+ {len(unlabelled):,} unlabelled)" if unlabelled else "")
         + f" / {len(dev_ex):,} dev / {0 if test_ex is None else len(test_ex):,} test texts, "
-        f"{len(data.labels)} classes; " + _describe(config, built))
+        f"{len(data.labels)} {'labels (multi-label)' if data.multi_label else 'classes'}; "
+        + _describe(config, built))
     return Prepared(recipe=None if rows is None else built.encoder.recipe, vocab=None if rows is None else rows.vocab,
                     labels=data.labels, train=sets[0], dev=sets[1], test=sets[2],
                     init_weights=None if rows is None else np.asarray(rows.weights, dtype=np.float32),
                     provenance=[] if rows is None else list(rows.provenance), model=built.model,
                     graft_report=built.report, skipped=data.skipped, train_texts=train_texts,
-                    n_unlabelled=len(unlabelled),
+                    n_unlabelled=len(unlabelled), multi_label=data.multi_label,
                     encoder_config=built.encoder_config, tokenizer=built.tokenizer)
 
 

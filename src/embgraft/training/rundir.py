@@ -10,6 +10,7 @@ Its layout is defined here, once; every reader imports these names::
       embedding_init.safetensors  the embedding before training (tensor "embedding")
       model.safetensors           the best epoch's weights (the embedding as "embedding.weight")
       metrics.json  history.csv   dev/test scores; one row per epoch
+      thresholds.json             multi-label runs: each label's threshold, tuned on dev
       history_steps.csv           every --log-every steps (rewritten at each epoch's end)
       hf/                         hf runs: the encoder's config (and its tokenizer, if it used its own)
       checkpoints/                last.safetensors + last.json (resume), best.safetensors
@@ -45,6 +46,7 @@ INIT_FILE = "embedding_init.safetensors"
 INIT_KEY = EMBEDDING_KEY  # the tensor in INIT_FILE
 MODEL_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
+THRESHOLDS_FILE = "thresholds.json"
 HISTORY_FILE = "history.csv"
 STEPS_FILE = "history_steps.csv"
 HF_DIR = "hf"
@@ -56,7 +58,7 @@ TENSORBOARD_DIR = "tensorboard"
 EVALUATION_DIR = "evaluation"
 # every file a run directory may hold, for the tools that list or check them
 RUN_FILES = (CONFIG_FILE, RECIPE_FILE, USER_DICT_FILE, VOCAB_FILE, LABELS_FILE, PROVENANCE_FILE, GRAFT_REPORT_FILE,
-             INIT_FILE, MODEL_FILE, METRICS_FILE, HISTORY_FILE, STEPS_FILE)
+             INIT_FILE, MODEL_FILE, METRICS_FILE, THRESHOLDS_FILE, HISTORY_FILE, STEPS_FILE)
 # history.csv's columns, one row per epoch
 HISTORY_FIELDS = ("epoch", "step", "train_loss", "dev_loss", "dev_accuracy", "dev_macro_f1", "lr",
                   "embedding_lr", "seconds", "samples_per_s")
@@ -92,6 +94,7 @@ def start(out: Path, *, config, prep) -> None:
     cfg.update(graft_dir=None if config.graft is None else str(Path(config.graft).resolve()),
                embgraft_version=__version__, torch_version=torch.__version__,
                n_classes=prep.n_classes, n_tokens=None if prep.vocab is None else len(prep.vocab),
+               task="multi_label" if prep.multi_label else "single_label",
                dim=None if prep.init_weights is None else int(prep.init_weights.shape[1]),
                data_files=data_prints(config))
     write_json(out / CONFIG_FILE, cfg)
@@ -337,7 +340,29 @@ def _safetensors_dtypes() -> dict:
 
 def finish(out: Path, *, model, metrics: dict) -> None:
     save_tensors(out / MODEL_FILE, model.export_state(), metadata={"format": "embgraft-run", "version": __version__})
+    if metrics.get("thresholds") is not None:
+        write_json(out / THRESHOLDS_FILE, metrics["thresholds"])
     write_json(out / METRICS_FILE, metrics)
+
+
+def is_multi_label(config: dict) -> bool:
+    """Whether a run's ``config.json`` (as :func:`load_config` reads it) is of a multi-label task."""
+    return config.get("task") == "multi_label"
+
+
+def load_thresholds(run: Path, names: list[str]) -> np.ndarray:
+    """(n_labels,) float64: a multi-label run's thresholds, in ``names``' order; every label must
+    have one in [0, 1]."""
+    path = Path(run) / THRESHOLDS_FILE
+    if not path.is_file():
+        raise MalformedFileError(path, None, "missing: a multi-label run keeps its labels' thresholds here")
+    found = read_json(path, expect=dict)
+    missing = [n for n in names if n not in found]
+    bad = [n for n in names if n in found and not (isinstance(found[n], (int, float)) and 0 <= found[n] <= 1)]
+    if missing or bad:
+        raise MalformedFileError(path, None, (f"no threshold for {missing}" if missing else "")
+                                 + ("; " if missing and bad else "") + (f"not a number in [0, 1]: {bad}" if bad else ""))
+    return np.array([float(found[n]) for n in names])
 
 
 def tensorboard_class(mode: str):
