@@ -250,7 +250,7 @@ def _run_results(page: _RunPage) -> str:
     if multi:
         out += ("<p>multi-label: each label's threshold was tuned on dev (its best F1), so the dev scores are "
                 "optimistic; test is scored at the same thresholds.</p>")
-    extra = [(k, m[k]) for k in ("task", "metric", "best_epoch", "epochs_run", "n_train", "n_unlabelled",
+    extra = [(k, m[k]) for k in ("task", "metric", "best_epoch", "epochs_run", "n_train", "n_unlabelled", "n_augmented",
                                  "train_seconds", "samples_per_s", "device", "amp", "world_size", "class_weights",
                                  "focal_gamma", "thresholds")
              if k in m and m[k] is not None]

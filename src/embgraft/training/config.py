@@ -173,6 +173,9 @@ class TrainConfig:
                                          "predictions on the training texts the model also learns (default: none)")
     unlabelled: str | None = knob(None, "with --teachers: a file of texts without labels (any corpus format) that "
                                         "the student also learns, from the teachers' predictions alone")
+    augment: int = knob(0, "with --teachers: this many altered copies of each labelled training text (tokens "
+                           "deleted, replaced by a graft neighbour, or cut to a window; Tang et al. 2019), scored "
+                           "by the teachers and learnt from their predictions alone")
     distill_weight: float = knob(0.5, "with --teachers: the teachers' share of the loss, the labels get the rest")
     distill_temperature: float = knob(1.0, "with --teachers: softmax temperature of teachers and student")
     # --- runtime
@@ -411,6 +414,13 @@ def _check_distillation(c: TrainConfig) -> list[str]:
     p.positive("distill_temperature", integer=False)
     if c.unlabelled is not None and not c.teachers:
         p.append("unlabelled texts are learnt from the teachers' predictions: give --teachers with --unlabelled")
+    if not isinstance(c.augment, int) or not 0 <= c.augment <= 50:
+        p.append(f"augment must be a number of copies in 0..50, not {c.augment!r}")
+    elif c.augment and not c.teachers:
+        p.append("augmented copies are learnt from the teachers' predictions: give --teachers with --augment")
+    elif c.augment and c.model in MODELS and MODELS[c.model].hf:
+        p.append("augment makes copies in a static student's tokenisation: it is for bag, textcnn, bilstm and "
+                 "transformer students, not hf")
     if c.distill_temperature > MAX_TEMPERATURE:
         p.append(f"distill_temperature must be at most {MAX_TEMPERATURE:g}, not {c.distill_temperature:g}")
     return p

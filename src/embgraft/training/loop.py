@@ -385,7 +385,8 @@ def _finish(run: _Run) -> TrainOutcome:
                    task="multi_label" if prep.multi_label else "single_label",
                    train_seconds=state["train_seconds"],
                    samples_per_s=state["n_seen"] / max(state["train_seconds"], 1e-9),
-                   n_train=len(prep.train) - prep.n_unlabelled, n_unlabelled=prep.n_unlabelled, world_size=d.world, device=str(run.device),
+                   n_train=len(prep.train) - prep.n_unlabelled, n_unlabelled=prep.n_unlabelled,
+                   n_augmented=prep.n_augmented, world_size=d.world, device=str(run.device),
                    amp=None if run.amp is None else str(run.amp).replace("torch.", ""), skipped=prep.skipped,
                    class_weights=None if run.class_weight is None else dict(
                        zip(prep.labels.names, run.class_weight.cpu().tolist())),

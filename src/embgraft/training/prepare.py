@@ -23,6 +23,7 @@ from embgraft.models.embedding import TokenEmbedding
 from embgraft.models.hf import HFClassifier
 from embgraft.text.tokenize import Recipe
 from embgraft.text.vocab import Vocab
+from embgraft.training.augment import augment, neighbour_table
 from embgraft.training.config import TrainConfig
 from embgraft.training.data import (Examples, LabelSet, is_multi_label, read_examples, read_unlabelled,
                                     stratified_split, stratified_subset)
@@ -45,7 +46,8 @@ class Prepared:
     graft_report: dict | None = None
     skipped: dict[str, int] = field(default_factory=dict)
     train_texts: list[str] = field(default_factory=list)  # the teachers score these (distillation)
-    n_unlabelled: int = 0  # the last of the training texts have no label (label id -1): --unlabelled
+    n_unlabelled: int = 0  # the last of the training texts have no label (label id -1): --unlabelled, --augment
+    n_augmented: int = 0  # of them, the altered copies of labelled texts (--augment), the very last
     multi_label: bool = False  # labels are (n, n_classes) multi-hot rows: sigmoid outputs, BCE
     encoder_config: Any = None  # hf: the encoder's transformers config, saved into RUN/hf
     tokenizer: Any = None  # hf on its own tokenizer: saved into RUN/hf beside the config
@@ -210,6 +212,7 @@ class _Built:
     report: dict | None = None
     encoder_config: Any = None
     tokenizer: Any = None
+    n_token_rows: int = 0  # of ``rows``, the token rows (n-gram and word rows follow)
 
 
 def _static_model(config: TrainConfig, data: Labelled, *, more_texts: list[str] = ()) -> _Built:
@@ -224,7 +227,7 @@ def _static_model(config: TrainConfig, data: Labelled, *, more_texts: list[str] 
     model = build_model(config.model, embedding=token_embedding(config, result), n_classes=len(data.labels),
                         options=config.model_options(), **extra)
     encoder = TextEncoder(result.vocab, recipe, ngrams=config.ngrams, words=config.words, chunks=config.chunking())
-    return _Built(model, encoder, result, report)
+    return _Built(model, encoder, result, report, n_token_rows=n_token_rows)
 
 
 def load_encoder(spec: str, *, trust_remote_code: bool):
@@ -272,6 +275,8 @@ def prepare(config: TrainConfig, *, log=print) -> Prepared:
     built = (_hf_model(config, data) if model_spec(config.model).hf
              else _static_model(config, data, more_texts=unlabelled))
     (train_ex, y_train), (dev_ex, y_dev), (test_ex, y_test) = data.splits
+    copies = _augmented(config, train_ex.texts, built) if config.augment else []
+    unlabelled = unlabelled + copies
     # unlabelled texts join the training set with label -1: the teachers' predictions are all
     # they are learnt from
     train_texts = train_ex.texts + unlabelled
@@ -280,7 +285,9 @@ def prepare(config: TrainConfig, *, log=print) -> Prepared:
             for ex, texts, y in ((train_ex, train_texts, y_train), (dev_ex, dev_ex.texts, y_dev),
                                  (test_ex, None if test_ex is None else test_ex.texts, y_test))]
     rows = built.rows
-    log(f"{len(train_ex):,} train" + (f" (+ {len(unlabelled):,} unlabelled)" if unlabelled else "")
+    log(f"{len(train_ex):,} train" + (f" (+ {len(unlabelled):,} unlabelled" + (f", {len(copies):,} of them altered "
+                                                                                f"copies" if copies else "") + ")"
+                                      if unlabelled else "")
         + f" / {len(dev_ex):,} dev / {0 if test_ex is None else len(test_ex):,} test texts, "
         f"{len(data.labels)} {'labels (multi-label)' if data.multi_label else 'classes'}; "
         + _describe(config, built))
@@ -289,8 +296,21 @@ def prepare(config: TrainConfig, *, log=print) -> Prepared:
                     init_weights=None if rows is None else np.asarray(rows.weights, dtype=np.float32),
                     provenance=[] if rows is None else list(rows.provenance), model=built.model,
                     graft_report=built.report, skipped=data.skipped, train_texts=train_texts,
-                    n_unlabelled=len(unlabelled), multi_label=data.multi_label,
+                    n_unlabelled=len(unlabelled), n_augmented=len(copies), multi_label=data.multi_label,
                     encoder_config=built.encoder_config, tokenizer=built.tokenizer)
+
+
+def _augmented(config: TrainConfig, texts: list[str], built: _Built) -> list[str]:
+    """``config.augment`` altered copies of each labelled text (:mod:`embgraft.training.augment`),
+    in the student's tokenisation; replacements come from the rows the graft found."""
+    rows = built.rows
+    neighbours = None
+    if config.graft is not None and not config.random_init:
+        found = rows.found_mask()
+        n = built.n_token_rows  # token rows only: n-gram and word rows are not tokens
+        neighbours = neighbour_table(rows.vocab.tokens[:n], np.asarray(rows.weights[:n]), found[:n])
+    return augment(texts, n_copies=config.augment, tokenize=built.encoder.tokenize, level=built.encoder.recipe.level,
+                   neighbours=neighbours, seed=config.seed)
 
 
 def _describe(config: TrainConfig, built: _Built) -> str:
