@@ -102,3 +102,31 @@ def test_graft_rows_output_from_the_command_line(tmp_path, ck, capsys):
     assert "--contextual-pool needs --rows output" in capsys.readouterr().err
     assert main(["graft", "--source", str(tmp_path / "bert") + "/../missing.txt", "--corpus", str(corpus),
                  "--rows", "output", "--out", str(tmp_path / "g3"), "--no-progress"]) == 2
+
+
+def test_graft_ngrams_holds_exact_and_composed_rows_that_train_takes(tmp_path, capsys):
+    from safetensors.numpy import load_file
+
+    src = tmp_path / "vec.txt"
+    src.write_text("3 2\n中 1 2\n国 3 4\n中国 9 8\n", encoding="utf-8")
+    data = tmp_path / "train.tsv"
+    data.write_text("中国中\t甲\n国中\t乙\n中国国\t甲\n国国中\t乙\n", encoding="utf-8")
+    out = tmp_path / "g"
+    assert main(["graft", "--source", str(src), "--corpus", str(data), "--ngrams", "2", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert "+ 3 n-gram rows (2..2" in capsys.readouterr().out
+    rows = load_file(str(out / "ngrams.safetensors"))["embedding"]
+    prov = [line.split("\t") for line in (out / "ngrams_provenance.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    by_token = {p[1]: (p[2], rows[int(p[0])].tolist()) for p in prov}
+    assert by_token["中国"] == ("exact", [9.0, 8.0])  # the source's own row, bit for bit
+    assert by_token["国中"] == ("composed:mean", [2.0, 3.0]) and by_token["国国"][0] == "composed:mean"
+    run = tmp_path / "run"
+    assert main(["train", "--train", str(data), "--dev", str(data), "--graft", str(out), "--model", "bag",
+                 "--ngrams", "2", "--epochs", "1", "--embedding", "frozen", "--out", str(run), "--no-progress",
+                 "--tensorboard", "off"]) == 0
+    run_prov = {p.split("\t")[1]: p.split("\t")[2]
+                for p in (run / "provenance.tsv").read_text(encoding="utf-8").splitlines()[1:]}
+    assert run_prov["中国"] == "exact"
+    assert main(["graft", "--source", str(src), "--corpus", str(data), "--words", "--out", str(tmp_path / "g2"),
+                 "--no-progress"]) == 2
+    assert "give --ngrams N (N >= 2) with them" in capsys.readouterr().err

@@ -24,6 +24,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--revision", help="hub sources: branch, tag or commit")
     g.add_argument("--trust-remote-code", action="store_true", default=None,
                    help="hub sources: allow the checkpoint's own tokenizer code (off by default)")
+    n = p.add_argument_group("n-gram and word rows (character vocabularies)")
+    n.add_argument("--ngrams", type=int, default=1, metavar="N",
+                   help="also graft a row for every 2..N-gram of the corpus (exact where the source has it, else "
+                        "as the source composes it; --rows output runs each through the encoder); train --ngrams "
+                        "takes them before composing its own (default 1: none)")
+    n.add_argument("--ngram-min-count", type=int, default=1, metavar="K", help="with --ngrams: n-grams seen fewer "
+                   "times get no row (default 1)")
+    n.add_argument("--words", action="store_true", help="with --ngrams: also a row per jieba word of the corpus "
+                   "longer than N characters")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(outputs, force=args.force, inputs=inputs)  # every output, before the long part
     config = graft_config_from_args(args)
     vocab = vocab_from_args(args)  # it carries its recipe into the graft's recipe.json
-    result = graft(vocab, open_sources(args, config), config=config, progress=not args.no_progress)
+    ngrams = _ngram_entries(args, vocab)
+    result = graft(vocab, open_sources(args, config), config=config, progress=not args.no_progress, ngrams=ngrams)
     check_outputs(outputs, force=args.force, inputs=inputs)  # and again before writing any
     result.save(args.out, force=args.force, inputs=inputs)
     if args.export_word2vec:
@@ -51,4 +61,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"grafted {len(vocab):,} tokens x {result.weights.shape[1]} dims "
           f"in {result.report.seconds:.2f}s -> {args.out}")
     print(result.report.coverage_table())
+    if ngrams is not None:
+        print(f"+ {len(result.ngrams.tokens):,} n-gram{' and word' if args.words else ''} rows (2..{args.ngrams}, "
+              f"seen >= {args.ngram_min_count} times) in ngrams.safetensors")
     return 0
+
+
+def _ngram_entries(args: argparse.Namespace, vocab):
+    """The corpus's n-gram (and word) entries the graft should hold, or None without --ngrams."""
+    from embgraft.errors import ConfigError
+    from embgraft.grafting.ngrams import ngram_entries
+    from embgraft.text.corpus import iter_texts
+
+    if args.ngrams == 1 and not args.words and args.ngram_min_count == 1:
+        return None
+    if args.ngrams < 2:
+        raise ConfigError("--words and --ngram-min-count add to n-gram rows: give --ngrams N (N >= 2) with them")
+    if not args.corpus:
+        raise ConfigError("--ngrams counts the n-grams of the corpus: give --corpus, not --vocab")
+    texts = [t for path in args.corpus for t in iter_texts(path, fmt=args.corpus_format,
+                                                          text_column=args.text_column)]
+    return ngram_entries(texts, vocab.recipe, n=args.ngrams, min_count=args.ngram_min_count, words=args.words)
