@@ -71,3 +71,62 @@ def test_gpt2_last_token(tmp_path, ck):
         with torch.no_grad():
             h = model.transformer(**tok(text, return_tensors="pt")).last_hidden_state[0]
         np.testing.assert_allclose(got[text], h[-1].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _tiny_qwen2(path, ck):
+    """A tiny Qwen2 (the decoder family of Qwen 1.5-2.5) on a byte-level BPE, as Qwen's is (the tiny
+    GPT-2's)."""
+    import transformers
+
+    _, tok = ck.build_gpt2(path)
+    config = transformers.Qwen2Config(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = transformers.Qwen2ForCausalLM(config).eval()
+    model.save_pretrained(path)
+    return model, tok
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_decoder_last_token_rows(tmp_path, ck, family):
+    model, tok = ck.build_llama(tmp_path) if family == "llama" else _tiny_qwen2(tmp_path, ck)
+    src = CheckpointSource(tmp_path, rows="output", progress=False,
+                           contextual=ContextualConfig(pool="last", scale_to="none", device="cpu", batch_size=2))
+    texts = ["北京", "我们是中国人", "你好", "天气"]
+    got = src.lookup(texts)
+    for text in texts:
+        with torch.no_grad():
+            h = model.model(**tok(text, return_tensors="pt")).last_hidden_state[0]
+        np.testing.assert_allclose(got[text], h[-1].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_mean_of_the_last_k_layers(tmp_path, ck):
+    model, tok = _tiny_qwen2(tmp_path, ck)
+    src = CheckpointSource(tmp_path, rows="output", progress=False,
+                           contextual=ContextualConfig(pool="last", last_k=2, scale_to="none", device="cpu"))
+    got = src.lookup(["北京大学"])["北京大学"]
+    with torch.no_grad():
+        states = model.model(**tok("北京大学", return_tensors="pt"), output_hidden_states=True).hidden_states
+    want = torch.stack([states[-1][0, -1], states[-2][0, -1]]).mean(0).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert src.row_method.startswith("contextual:last@")
+
+
+def test_sif_weights_each_contextual_row_by_its_corpus_share(bert, tmp_path):
+    from embgraft.grafting.cascade import graft
+    from embgraft.text.vocab import Vocab
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("北京北京北京北\n京中国\n", encoding="utf-8")
+    vocab = Vocab.from_corpus(corpus, level="char")
+    plain = graft(vocab, [CheckpointSource(bert[0], rows="output", progress=False,
+                                           contextual=ContextualConfig(scale_to="none", device="cpu"))])
+    a = 1e-3
+    weighted = graft(vocab, [CheckpointSource(bert[0], rows="output", progress=False,
+                                              contextual=ContextualConfig(scale_to="none", device="cpu", sif=a))])
+    total = sum(vocab.counts)
+    for tok in ("北", "京", "中"):
+        i = vocab.tokens.index(tok)
+        p = vocab.counts[i] / total
+        np.testing.assert_allclose(weighted.weights[i], plain.weights[i] * (a / (a + p)), rtol=1e-6)
+    assert any("SIF weighting a=0.001 on" in n for n in weighted.report.notes)
