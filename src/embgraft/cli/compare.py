@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fine-tuning mode of the grafted set-ups; repeat to compare (default full)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per set-up: 0..N-1 (default 3)")
     p.add_argument("--train-fractions", default="1", metavar="F,F,...",
-                   help="stratified shares of the training set, e.g. 0.05,0.1,0.25,1 for a learning curve")
+                   help="stratified shares of the training set (multi-label: shuffled), e.g. 0.05,0.1,0.25,1 for a learning curve")
     add_config_arguments(p, skip=_OWN)
 
 
