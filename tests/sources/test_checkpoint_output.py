@@ -130,3 +130,23 @@ def test_sif_weights_each_contextual_row_by_its_corpus_share(bert, tmp_path):
         p = vocab.counts[i] / total
         np.testing.assert_allclose(weighted.weights[i], plain.weights[i] * (a / (a + p)), rtol=1e-6)
     assert any("SIF weighting a=0.001 on" in n for n in weighted.report.notes)
+
+
+def test_output_rows_are_asked_for_the_vocabulary_first_and_pieces_only_for_the_rest(bert, tmp_path):
+    """Each key is an encoder run: a graft asks for the vocabulary's own entries, then for the
+    normalised forms and pieces of only those the encoder could not give a row."""
+    from embgraft.grafting.cascade import graft
+    from embgraft.text.vocab import Vocab
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("北京 大学生\n中国人民 天气\n", encoding="utf-8")
+    vocab = Vocab.from_corpus(corpus, level="space")
+    src = CheckpointSource(bert[0], rows="output", progress=False, contextual=ContextualConfig(device="cpu"))
+    asked = []
+    lookup = src.lookup
+    src.lookup = lambda keys: (asked.append(set(keys)), lookup(keys))[1]
+    result = graft(vocab, [src])
+    words = {"北京", "大学生", "中国人民", "天气"}
+    assert len(asked) == 1 and words <= asked[0] and not ({"北", "京", "大", "学", "生"} & asked[0])
+    assert {result.provenance[vocab.tokens.index(w)].stage for w in words} == {"contextual"}
+    assert src.scan.contextual["n_entries"] >= 4 and src.scan.contextual["scale_factor"] > 0

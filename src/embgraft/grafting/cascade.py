@@ -138,13 +138,15 @@ def _plan(vocab, srcs: Sequence[Source], config: GraftConfig, rules: tuple[str, 
     specials = set(vocab.specials)
     forms: dict[str, list[tuple[str, str]]] = {}
     keys: set[str] = set()
+    special_keys: set[str] = set()
     for tok in vocab.tokens:
         if tok in specials:
-            keys.update(_special_keys(tok, config))
+            special_keys.update(_special_keys(tok, config))
             continue
         forms[tok] = list(variants(tok, rules)) if rules else []
         keys.add(tok)
         keys.update(form for _, form in forms[tok])
+    keys |= special_keys
     if not forms:
         raise ConfigError(f"the vocabulary holds only its specials ({', '.join(vocab.specials)}): "
                           "nothing to graft (an empty corpus, or --min-freq too high?)")
@@ -154,6 +156,16 @@ def _plan(vocab, srcs: Sequence[Source], config: GraftConfig, rules: tuple[str, 
                      if config.compose != "off" else {})
     found = []
     for src in srcs:
+        if src.staged_lookup:  # a key costs an encoder run: the vocabulary's own entries first
+            got = src.lookup(set(forms) | special_keys)
+            rest = [tok for tok in forms if tok not in got]
+            want = {form for tok in rest for _, form in forms[tok]}
+            for tok in rest:
+                for form in compose_forms.get(tok, ()):
+                    want.update(src.requests(form))
+            want -= set(got)
+            found.append({**got, **src.lookup(want)} if want else got)
+            continue
         want = set(keys)
         for fs in compose_forms.values():
             for form in fs:

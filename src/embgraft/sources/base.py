@@ -110,6 +110,10 @@ class Source:
     # provenance of the rows ``lookup`` returns for a token itself (a checkpoint's output rows:
     # ``contextual:<pool>@<layer>``)
     row_method: str = "exact"
+    # True where a key costs work of its own (an encoder run per entry), not a pass over a file:
+    # the graft then asks for the vocabulary's own tokens first, and the normalised forms and
+    # pieces of only those left unfound
+    staged_lookup: bool = False
     dim: int
     scan: ScanStats
 

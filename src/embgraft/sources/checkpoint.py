@@ -110,6 +110,8 @@ class CheckpointSource(Source):
         self._cache: dict[int, np.ndarray] = {}
         self._n_bytes = 0
         self.scan = ScanStats(n_rows=self.n_rows, notes=list(self._notes))
+        self._scale: tuple[float, str] | None = None  # output rows: the first lookup's scale, kept for the next
+        self._encoded = {"n_entries": 0, "n_unknown": 0, "n_pieces": 0, "seconds": 0.0, "n_requested": 0, "n_found": 0}
 
     @property
     def tokenizer(self) -> SourceTokenizer:
@@ -180,25 +182,41 @@ class CheckpointSource(Source):
         return [[Piece(r.label, None if r.kind == "unknown" else rows[r.id], r.n_chars, r.kind) for r in rs]
                 for rs in refs]
 
+    @property
+    def staged_lookup(self) -> bool:
+        """Output rows cost an encoder run per entry: ask for the vocabulary's own entries first."""
+        return self.contextual is not None
+
     def _contextual_lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """Output rows of ``keys``. The scale factor is set by the first lookup (the vocabulary's
+        own entries, under a staged graft) and kept for later ones, so every row has one scale;
+        the stats add up over lookups."""
         wanted = list(dict.fromkeys(k for k in keys if k))
         cfg = self.contextual
         got, stats = self.encoder.encode(wanted)
         out = {wanted[i]: row for i, row in got.items()}
-        factor, reference = self._scale_factor(out)
+        if self._scale is None:
+            self._scale = self._scale_factor(out)
+        factor, reference = self._scale
         dtype = np.dtype(ROW_DTYPES[self.dtype_name])
         out = {k: (v * np.float32(factor)).astype(dtype, copy=False) for k, v in out.items()}
+        total = self._encoded
+        for k in ("n_entries", "n_unknown", "n_pieces", "seconds"):
+            total[k] += getattr(stats, k)
+        total["n_requested"] += len(wanted)
+        total["n_found"] += len(out)
         self.contextual_stats = {
             "method": self.encoder.method, "config": cfg.to_dict(), "device": self.encoder.device,
-            "model_dtype": self.encoder.dtype, "n_entries": stats.n_entries, "n_unknown": stats.n_unknown,
-            "n_pieces": stats.n_pieces, "seconds": stats.seconds, "tokens_per_s": stats.tokens_per_s,
+            "model_dtype": self.encoder.dtype,
+            **{k: v for k, v in total.items() if k not in ("n_requested", "n_found")},
+            "tokens_per_s": total["n_pieces"] / total["seconds"] if total["seconds"] > 0 else 0.0,
             "scale_factor": factor, "scale_reference": reference,
         }
         self._notes.append(f"{stats.n_entries:,} contextual rows ({self.encoder.method}) on "
                            f"{self.encoder.device}/{self.encoder.dtype}: {stats.n_pieces:,} pieces in "
                            f"{stats.seconds:.1f}s ({stats.tokens_per_s:,.0f} tokens/s), scaled x{factor:.4g} "
                            f"({reference})")
-        self.scan = ScanStats(n_rows=self.n_rows, n_requested=len(wanted), n_found=len(out),
+        self.scan = ScanStats(n_rows=self.n_rows, n_requested=total["n_requested"], n_found=total["n_found"],
                               n_bytes=self._n_bytes, notes=list(self._notes), contextual=self.contextual_stats)
         return out
 
