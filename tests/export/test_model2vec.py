@@ -123,3 +123,24 @@ def test_force_replaces_only_a_model2vec_export(tiny_task, tmp_path):
 
     with pytest.raises(OutputExistsError, match="not an export directory of format embgraft-model2vec"):
         export_model2vec(tiny_task["graft"], tiny_task["graft"], force=True)
+
+
+def test_words_a_distilled_model_added_are_found_in_its_normalizers_form(tmp_path):
+    """``distill(vocabulary=[...])`` over a Chinese BERT stores an added word as its normalizer
+    writes it (基金 as '基  金'): the source finds it under the word, with the model's own row."""
+    from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers
+
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "基", "金", "经", "理"])}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(handle_chinese_chars=True, lowercase=False)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.add_tokens([AddedToken("基  金", normalized=True)])
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(tok.get_vocab_size(), 4)).astype(np.float32)
+    model2vec.StaticModel(emb, tok).save_pretrained(tmp_path / "m2v")
+    sm = model2vec.StaticModel.from_pretrained(tmp_path / "m2v")
+    src = open_source(tmp_path / "m2v")
+    got = src.lookup(["基金", "经", "经理"])
+    word_id = tok.token_to_id("基  金")
+    assert np.array_equal(got["基金"], sm._encode_helper([word_id])[0]) and "经理" not in got
+    assert src.n_by_normalizer == 1 and any("normalizer's form" in n for n in src.scan.notes)

@@ -4,9 +4,12 @@ holding ``embeddings`` (and, where its vocabulary was quantised, ``mapping`` and
 Token ``i`` of the tokenizer's vocabulary has the row ``embeddings[mapping[i]] * weights[i]``
 (``mapping`` and ``weights`` each optional), computed as ``model2vec.StaticModel`` computes it,
 so an exact row is bit-identical to the model's. The tokens are the tokenizer model's
-vocabulary (read from ``tokenizer.json`` as JSON: no ``tokenizers`` needed); matching is exact,
-so a tokenizer that lower-cases its input has lower-case tokens (``--normalise lower`` finds
-them). A word the model lacks is composed from its longest sub-strings the model has.
+vocabulary and its added tokens (read from ``tokenizer.json`` as JSON); matching is exact, so a
+tokenizer that lower-cases its input has lower-case tokens (``--normalise lower`` finds them).
+A key not found as it is is looked up once more in the tokenizer's normalizer's form
+(``tokenizers``): ``distill(..., vocabulary=[...])`` stores the words it adds as its BERT
+normalizer writes them, a space on each side of every CJK character, so ``基金`` is the token
+``基  金``. A word the model lacks is composed from its longest sub-strings the model has.
 """
 
 from __future__ import annotations
@@ -64,6 +67,16 @@ def tokenizer_vocab(path: Path) -> list[str]:
     return [by_id[i] for i in range(n)]
 
 
+def _normalizer(path: Path):
+    """``tokenizer.json``'s normalizer (``tokenizers``), or None where it has none."""
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(path)).normalizer
+    except Exception:  # noqa: BLE001 - a tokenizer the library cannot build: exact matching only
+        return None
+
+
 class Model2VecSource(StaticReader):
     """Rows of a Model2Vec model, by token (see the module docstring)."""
 
@@ -99,6 +112,8 @@ class Model2VecSource(StaticReader):
             self.index.setdefault(token, i)
         self.scan.n_rows = n
         self.scan.n_bytes = (self.path / WEIGHTS_FILE).stat().st_size
+        self._normalizer = _normalizer(self.path / TOKENIZER_FILE)
+        self.n_by_normalizer = 0  # keys found only in the normalizer's form (added words)
 
     def rows(self, ids: list[int]) -> np.ndarray:
         """(len(ids), dim): token rows as ``StaticModel`` computes them, in the source's dtype."""
@@ -108,18 +123,32 @@ class Model2VecSource(StaticReader):
             emb = emb * self.weights[ids_arr][:, None]
         return emb
 
-    def _finite(self, token: str, vec: np.ndarray) -> np.ndarray | None:
+    def _finite(self, token: str, vec: np.ndarray, token_id: int | None = None) -> np.ndarray | None:
         if np.isfinite(vec).all():
             return vec.astype(self.dtype, copy=False)
+        token_id = self.index[token] if token_id is None else token_id
         self.scan.bad_row(self.on_bad_line, self.name, None,
-                          f"token {token!r} (id {self.index[token]}): non-finite value (nan or inf)")
+                          f"token {token!r} (id {token_id}): non-finite value (nan or inf)")
         return None
+
+    def _id(self, key: str) -> int | None:
+        """The token id of ``key``: as it is, else in the normalizer's form (an added word)."""
+        i = self.index.get(key)
+        if i is None and self._normalizer is not None:
+            i = self.index.get(self._normalizer.normalize_str(key).strip())
+            self.n_by_normalizer += i is not None
+        return i
 
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         keys = [k for k in dict.fromkeys(keys)]
-        have = [k for k in keys if k in self.index]
-        rows = self.rows([self.index[k] for k in have]) if have else np.zeros((0, self.dim))
-        found = {k: v for k, row in zip(have, rows) if (v := self._finite(k, row)) is not None}
+        ids = {k: i for k in keys if (i := self._id(k)) is not None}
+        have = list(ids)
+        rows = self.rows([ids[k] for k in have]) if have else np.zeros((0, self.dim))
+        found = {k: v for k, row in zip(have, rows) if (v := self._finite(k, row, ids[k])) is not None}
+        if self.n_by_normalizer:
+            self.scan.notes = [n for n in self.scan.notes if not n.startswith("found in the normalizer's form")] + [
+                f"found in the normalizer's form (a word the model added, e.g. 基金 as '基  金'): "
+                f"{self.n_by_normalizer:,} keys"]
         self.scan.n_requested = len(keys)
         self.scan.n_found = len(found)
         return found
