@@ -83,11 +83,12 @@ def correct_on(run: Path, texts: list[str], labels: np.ndarray, *, trust_remote_
     """(n,) bool: whether the run's best weights classify each text correctly (multi-hot
     ``labels`` (n, k): whether its label set, at the run's thresholds, is exactly right)."""
     from embgraft.training.classifier import Classifier
+    from embgraft.training.multilabel import exact_sets
 
     clf = Classifier.load(run, trust_remote_code=trust_remote_code)
     proba = clf.predict_proba(texts)
     if clf.multi_label:
-        return ((proba >= clf.thresholds) == (labels > 0.5)).all(axis=1)
+        return exact_sets(proba, clf.thresholds, labels)
     return proba.argmax(axis=1) == labels
 
 

@@ -276,10 +276,11 @@ def _accuracy_change(clf, export_dir: Path, config: OnnxExportConfig) -> dict:
     p_run = clf.predict_proba(examples.texts)
     p_export = Predictor.load(export_dir).predict_proba(examples.texts)
     if clf.multi_label:  # a prediction is a label set: compare sets
-        run_pred, export_pred = p_run >= clf.thresholds, p_export >= clf.thresholds
-        acc_run = float((run_pred == (y > 0.5)).all(axis=1).mean())
-        acc_export = float((export_pred == (y > 0.5)).all(axis=1).mean())
-        agreement = float((run_pred == export_pred).all(axis=1).mean())
+        from embgraft.training.multilabel import exact_sets
+
+        acc_run = float(exact_sets(p_run, clf.thresholds, y).mean())
+        acc_export = float(exact_sets(p_export, clf.thresholds, y).mean())
+        agreement = float(exact_sets(p_export, clf.thresholds, p_run >= clf.thresholds).mean())
     else:
         acc_run = float((p_run.argmax(1) == y).mean())
         acc_export = float((p_export.argmax(1) == y).mean())

@@ -24,6 +24,7 @@ from embgraft.text.vocab import Vocab
 from embgraft.training.batches import batch_order, padded_batches
 from embgraft.training.data import LabelSet
 from embgraft.training.encode import Chunking, TextEncoder, encode
+from embgraft.training.multilabel import sigmoid
 from embgraft.training.rundir import LABELS_FILE, VOCAB_FILE
 
 
@@ -121,7 +122,7 @@ class Predictor:
         label's sigmoid)."""
         logits = self.logits(texts, batch_size=batch_size)
         if self.multi_label:
-            return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+            return sigmoid(logits).astype(np.float32)
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
@@ -132,9 +133,7 @@ class Predictor:
 
     def pairs(self, proba: np.ndarray, *, top_k: int = 1) -> list[list[tuple[str, float]]]:
         """``predict``'s answer for probabilities already computed (the server batches them)."""
-        if self.multi_label:
-            return self.labels.above(proba, self.thresholds)
-        return self.labels.top(proba, top_k)
+        return self.labels.answer(proba, thresholds=self.thresholds, top_k=top_k)
 
 
 def _pool(logits: np.ndarray, segments: np.ndarray, n_texts: int, how: str) -> np.ndarray:

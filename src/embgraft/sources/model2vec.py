@@ -113,7 +113,7 @@ class Model2VecSource(StaticReader):
         self.scan.n_rows = n
         self.scan.n_bytes = (self.path / WEIGHTS_FILE).stat().st_size
         self._normalizer = _normalizer(self.path / TOKENIZER_FILE)
-        self.n_by_normalizer = 0  # keys found only in the normalizer's form (added words)
+        self.n_by_normalizer = 0  # of the last lookup's keys, those found only in the normalizer's form
 
     def rows(self, ids: list[int]) -> np.ndarray:
         """(len(ids), dim): token rows as ``StaticModel`` computes them, in the source's dtype."""
@@ -141,14 +141,14 @@ class Model2VecSource(StaticReader):
 
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         keys = [k for k in dict.fromkeys(keys)]
+        self.n_by_normalizer = 0
         ids = {k: i for k in keys if (i := self._id(k)) is not None}
         have = list(ids)
         rows = self.rows([ids[k] for k in have]) if have else np.zeros((0, self.dim))
         found = {k: v for k, row in zip(have, rows) if (v := self._finite(k, row, ids[k])) is not None}
         if self.n_by_normalizer:
-            self.scan.notes = [n for n in self.scan.notes if not n.startswith("found in the normalizer's form")] + [
-                f"found in the normalizer's form (a word the model added, e.g. 基金 as '基  金'): "
-                f"{self.n_by_normalizer:,} keys"]
+            self.scan.notes.append(f"found in the normalizer's form (a word the model added, e.g. 基金 as "
+                                   f"'基  金'): {self.n_by_normalizer:,} keys")
         self.scan.n_requested = len(keys)
         self.scan.n_found = len(found)
         return found

@@ -92,9 +92,7 @@ class Classifier:
 
     def pairs(self, proba: np.ndarray, *, top_k: int = 1) -> list[list[tuple[str, float]]]:
         """``predict``'s answer for probabilities already computed (the server batches them)."""
-        if self.multi_label:
-            return self.labels.above(proba, self.thresholds)
-        return self.labels.top(proba, top_k)
+        return self.labels.answer(proba, thresholds=self.thresholds, top_k=top_k)
 
 
 def _texts(texts: Sequence[str] | str) -> list[str]:

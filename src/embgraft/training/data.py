@@ -208,6 +208,12 @@ class LabelSet:
             out.append([(self.names[j], float(p[j])) for j in hit])
         return out
 
+    def answer(self, proba: np.ndarray, *, thresholds: np.ndarray | None = None,
+               top_k: int = 1) -> list[list[tuple[str, float]]]:
+        """What ``predict`` answers for ``proba``, torch and ONNX alike: the label sets at
+        ``thresholds`` (multi-label), else the ``top_k`` classes."""
+        return self.top(proba, top_k) if thresholds is None else self.above(proba, thresholds)
+
     def id_of(self, label: str) -> int | None:
         i = self._index.get(label)
         if i is None and re.fullmatch(r"[0-9]+", label) and int(label) < len(self.names):

@@ -19,6 +19,7 @@ import numpy as np
 
 from embgraft.errors import ConfigError
 from embgraft.training.classifier import Classifier
+from embgraft.training.multilabel import exact_sets
 from embgraft.training.rundir import MODEL_FILE
 
 
@@ -65,7 +66,7 @@ def _teacher_targets(runs, texts, labels, class_names, *, temperature: float, tr
             q = np.power(np.clip(1 - proba, 1e-12, None), 1.0 / temperature)
             total += p / (p + q)
             known = labels[:, 0] >= 0
-            exact = ((proba >= teacher.thresholds) == (labels > 0.5)).all(axis=1)
+            exact = exact_sets(proba, teacher.thresholds, labels)
             log(f"teacher {run}: subset accuracy {float(exact[known].mean()):.4f} on the labelled training texts")
             continue
         soft = np.power(np.clip(proba, 1e-12, None), 1.0 / temperature)

@@ -78,3 +78,10 @@ def tune_thresholds(proba: np.ndarray, targets: np.ndarray, *, grid: np.ndarray 
     has_positive = truth.any(axis=0)
     best[has_positive] = grid[order][pick[has_positive]]
     return best
+
+
+def exact_sets(proba: np.ndarray, thresholds: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(n,) bool: whether each text's predicted label set (``proba`` (n, C) at ``thresholds``
+    (C,)) equals its true one (multi-hot ``targets`` (n, C)): the per-item "correct" of subset
+    accuracy."""
+    return ((np.asarray(proba) >= thresholds) == (np.asarray(targets) > 0.5)).all(axis=1)
