@@ -67,3 +67,17 @@ def test_augment_needs_teachers_and_a_static_student():
         TrainConfig(train="x", dev="y", model="bag", augment=2)
     with pytest.raises(ConfigError, match="augment must be a number of copies in 0..50"):
         TrainConfig(train="x", dev="y", model="bag", augment=-1)
+
+
+def test_an_empty_unlabelled_text_is_one_line_at_its_file_and_line(tiny_task, tmp_path, capsys):
+    teacher = tmp_path / "teacher"
+    base = ["train", "--train", str(tiny_task["train"]), "--dev", str(tiny_task["dev"]), "--graft",
+            str(tiny_task["graft"]), "--model", "bag", "--epochs", "1", "--no-progress", "--tensorboard", "off"]
+    assert main([*base, "--out", str(teacher)]) == 0
+    capsys.readouterr()
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text('{"text": "球赛"}\n{"text": "  "}\n{"text": "股市"}\n', encoding="utf-8")
+    assert main([*base, "--teachers", str(teacher), "--unlabelled", str(texts), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"{texts}:2: empty text" in err and not (tmp_path / "s").exists()

@@ -248,6 +248,11 @@ def test_a_separator_makes_a_tsv_multi_label_and_bad_cells_are_file_line_errors(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{bad}:2" in err[0] and "an empty label set" in err[0]
     assert not (tmp_path / "run2").exists()
+    bad.write_text("球赛\t体育\n股市\t财经|天气\n", encoding="utf-8")  # an unknown label in dev, at training
+    assert main(_train(dict(task, dev=bad), tmp_path / "run3", "--label-separator", "|")) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and f"{bad}:2" in err
+    assert "'天气' is not one of the 3 training classes" in err and not (tmp_path / "run3").exists()
 
 
 def test_class_weights_and_focal_loss_apply_to_labels(ml_task, tmp_path, capsys):
