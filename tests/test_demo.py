@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +63,10 @@ def test_bad_settings_are_config_errors(tmp_path):
         pretrain_demo_vectors(level="bpe", cache_dir=tmp_path)
     with pytest.raises(ConfigError, match="epochs must be >= 1"):
         pretrain_demo_vectors(level="char", cache_dir=tmp_path, epochs=0)
+    # the classifier's level must be grafted; refused before any vectors are trained
+    with pytest.raises(ConfigError, match="levels must include 'word'"):
+        run_demo(out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", levels=("char",), echo=None)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
 
 
 def _read_vector(path, token):
@@ -104,6 +110,10 @@ def test_tiny_demo_end_to_end(tmp_path):
     assert text.count("method") >= 2 and "training char vectors" in text
     # the classifier compared on grafted and on random rows, both scored on the same 8 test reviews
     assert [r["setup"] for r in res.runs["summary"]] == ["textcnn/random", "textcnn/grafted"]
+    # ... on jieba words, through the word graft (what the demo measured to pay at a few hundred reviews)
+    assert "== textcnn on jieba words, 100% of the reviews' training split" in text
+    for r in res.runs["results"]:
+        assert json.loads((Path(r["run_dir"]) / "config.json").read_text(encoding="utf-8"))["graft"] == str(out / "word")
     assert res.runs["test_items"] == 8 and (out / "compare" / "report.html").is_file()
     for r in res.runs["results"]:
         assert f"{r['setup']:24s} fraction 1 seed 0: test accuracy {r['test']['accuracy']:.4f}" in text
@@ -165,13 +175,14 @@ def test_out_dir_replaced_only_when_it_is_the_demos(tmp_path):
     out.mkdir()
     (out / "precious.txt").write_text("keep me", encoding="utf-8")
     with pytest.raises(OutputExistsError, match="not made by the demo"):
-        run_demo(out_dir=out, cache_dir=cache, levels=("char",), echo=None, **TINY)
+        run_demo(out_dir=out, cache_dir=cache, levels=("char",), train_level="char", echo=None, **TINY)
     assert (out / "precious.txt").read_text(encoding="utf-8") == "keep me"
 
-    run_demo(out_dir=out, cache_dir=cache, levels=("char",), force=True, echo=None, **TINY)
+    run_demo(out_dir=out, cache_dir=cache, levels=("char",), train_level="char", force=True, echo=None, **TINY)
     assert not (out / "precious.txt").exists()
     (out / "stale.txt").write_text("from an older run", encoding="utf-8")
-    run_demo(out_dir=out, cache_dir=cache, levels=("char",), echo=None, **TINY)  # its own: no force needed
+    # its own: no force needed
+    run_demo(out_dir=out, cache_dir=cache, levels=("char",), train_level="char", echo=None, **TINY)
     assert not (out / "stale.txt").exists() and (out / "char" / "embedding.safetensors").is_file()
 
 
