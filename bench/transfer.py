@@ -14,12 +14,21 @@ In one run, each graft and training run in its own process (``_measure.run_child
   (``configs/thucnews-textcnn.yaml``) on the Tencent characters, on the checkpoint's input rows, and
   from random init (the Tencent graft's vocabulary and scale, random rows);
 * a Chinese BERT fine-tuned (``--model hf``, ``configs/thucnews-hf-10pct.yaml``'s settings);
-* two students distilled from it with ``--teachers`` (distill weight 1, patience 6), over the
-  training titles read as unlabelled text (``--unlabelled``), both on the Tencent characters:
-  ``bag+words`` (jieba at predict time) and ``bag+bigrams`` (``configs/thucnews-bag-bigrams.yaml``: no words,
-  no jieba);
-* ``predict`` texts/s of both students and of the fine-tuned teacher (seed 0) on the test titles,
-  measured the same way (``Classifier.predict_proba`` in a fresh process, model loading excluded).
+* three students distilled from it with ``--teachers`` (distill weight 1, patience 6), over the
+  training titles read as unlabelled text (``--unlabelled``): ``bag+words`` (jieba at predict time) on
+  the Tencent characters and on the checkpoint's input characters, and ``bag+bigrams``
+  (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent characters;
+* ``predict`` texts/s of the students and of the fine-tuned teacher (seed 0) on the test titles,
+  measured the same way (``Classifier.predict_proba`` in a fresh process, model loading excluded);
+* with ``--ensemble``, the teachers of every seed are trained first and each student learns from their
+  averaged probabilities (``--teachers t0,t1,t2``) instead of its own seed's teacher alone;
+* with ``--model2vec-python PY`` (a Python that has ``model2vec[distill,train,quantization]``; it pins
+  ``transformers<5.4``, so it lives in a venv of its own, never this project's): **Model2Vec's own
+  ``distill``** of the same checkpoint with the jieba-word vocabulary of the word grafts (no PCA and
+  float32, so its rows keep our rows' 512 dims; SIF 1e-4, its default), timed beside our output-row graft and fed to the same word bag; and
+  **Model2Vec's classifier** (``StaticModelForClassification`` on that model, fitted on the same
+  labelled titles with dev for early stopping; raw titles in, as its users give them), with its
+  ``predict`` texts/s. Without it those rows are left out and the run says so.
 
 At ``--fraction 0.1`` (default) the labelled set is the stratified 900 titles every embgraft run
 takes with ``train_fraction 0.1``; the unlabelled text is the whole training file, labels unread.
@@ -28,11 +37,16 @@ steps an epoch), as ``bench/train.py`` gives them. The checkpoint is given by ``
 (``make models`` puts it in ``.cache/models/m3e-small``; non-commercial research licence, benchmarks
 only) was used for the figures in the README. Each finished row is written to ``OUT/results.json`` at
 once; ``--summarise OUT`` prints the tables of a run (finished or cut short) again; ``--only TEXT``
-trains only the rows whose name contains TEXT (every graft still runs). Run from the
+(repeatable) trains only the rows whose name contains TEXT (every graft still runs). Run from the
 repository root (18-38 min a seed on 2 shared cores; ``--only 'word bag, m3e'`` ~4 min a seed)::
 
     make models
     .venv/bin/python bench/transfer.py --hf-model .cache/models/m3e-small [--fraction 0.1] [--seeds 1] [--out DIR]
+
+and with the Model2Vec peers (its venv once: ``python3 -m venv .venv-model2vec &&
+.venv-model2vec/bin/pip install torch==2.13.0 'model2vec[distill,train,quantization]==0.10.0'``)::
+
+    .venv/bin/python bench/transfer.py --hf-model .cache/models/m3e-small --model2vec-python .venv-model2vec/bin/python
 """
 
 from __future__ import annotations
@@ -77,6 +91,36 @@ test = read_examples(root + "/test.txt")
 (y, train), (ty, test) = labels.encode(train), labels.encode(test)
 scores, _ = tfidf_baseline(train.texts, y, test.texts, ty, len(labels))
 json.dump(scores, open(out, "w"))
+"""
+
+# Model2Vec's side, run by --model2vec-python (model2vec is not importable here: see the docstring).
+_M2V_DISTILL = r"""
+import sys
+from model2vec.distill import distill
+model, words, out = sys.argv[1:4]
+vocabulary = open(words, encoding="utf-8").read().splitlines()
+# all 512 dims in float32, as our rows keep them: the rows differ in how they are made, not in size
+distill(model_name=model, vocabulary=vocabulary, device="cpu", pca_dims=None,
+        quantize_to="float32").save_pretrained(out)
+"""
+
+_M2V_CLASSIFIER = r"""
+import json, sys, time
+import numpy as np
+from model2vec.train import StaticModelForClassification
+model, data, seed, out = sys.argv[1], json.load(open(sys.argv[2], encoding="utf-8")), int(sys.argv[3]), sys.argv[4]
+clf = StaticModelForClassification.from_pretrained(path=model)
+t = time.perf_counter()
+clf.fit(data["train"]["texts"], data["train"]["labels"], X_val=data["dev"]["texts"], y_val=data["dev"]["labels"],
+        device="cpu", random_seed=seed)
+fit_s = time.perf_counter() - t
+test = data["test"]["texts"]
+clf.predict(test[:64])  # warm-up, as for our predict
+t = time.perf_counter()
+predicted = clf.predict(test)
+texts_per_s = len(test) / (time.perf_counter() - t)
+accuracy = float(np.mean(np.asarray(predicted) == np.asarray(data["test"]["labels"])))
+json.dump({"accuracy": accuracy, "fit_s": fit_s, "texts_per_s": texts_per_s}, open(out, "w"))
 """
 
 
@@ -128,15 +172,56 @@ def summarise(results: dict) -> None:
             print(f"| {name} | {v:,.0f} | {ratio} |")
 
 
+def model2vec_distill(python: Path | None, hf: str, word_graft: Path, out: Path, launch, results: dict,
+                      note) -> Path | None:
+    """Model2Vec's ``distill`` of ``hf`` with ``word_graft``'s vocabulary (specials left out), timed as
+    a graft is; the model's directory, or None (with the reason said) without ``python``."""
+    if python is None:
+        note("Model2Vec rows left out: no --model2vec-python (see the docstring for its venv)")
+        return None
+    from embgraft.text.vocab import Vocab
+
+    vocab = Vocab.load(word_graft / "vocab.txt")
+    words = out / "logs" / "m2v-vocabulary.txt"
+    words.write_text("".join(t + "\n" for t in vocab.tokens if not vocab.is_special(t)), encoding="utf-8")
+    model = out / "m2v-distill"
+    wall, rss = launch("m2v-distill", [str(python), "-c", _M2V_DISTILL, hf, str(words), str(model)])
+    results["grafts"]["Model2Vec distill (its own run, same vocabulary)"] = {
+        "wall": wall, "rss": rss, "n_types": len(vocab) - len(vocab.specials), "tokens_per_s": None}
+    note(f"Model2Vec distill: {wall:.1f}s wall, {rss:.0f} MB")
+    return model
+
+
+def model2vec_data(fraction: float, path: Path) -> Path:
+    """The labelled titles every run here trains on (the same stratified subset), dev and test, as
+    JSON for Model2Vec's classifier (its Python cannot import embgraft)."""
+    from embgraft.training.data import read_examples, stratified_subset
+
+    def split(examples) -> dict:
+        return {"texts": examples.texts, "labels": examples.labels}
+
+    train = read_examples(SPLIT / "train.txt")
+    data = {"train": split(stratified_subset(train, fraction, seed=0) if fraction < 1 else train),
+            "dev": split(read_examples(SPLIT / "dev.txt")), "test": split(read_examples(SPLIT / "test.txt"))}
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hf-model", help="a Chinese BERT checkpoint directory (the teacher and the source of "
                                       "the m3e rows)")
     p.add_argument("--fraction", type=float, default=0.1, help="share of the training titles with labels")
     p.add_argument("--seeds", type=int, default=1, help="seeds per trained row (default 1)")
-    p.add_argument("--hf-epochs", type=int, default=5)
+    p.add_argument("--hf-epochs", type=int, help="the teacher's epochs (default: its config's)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="train every seed's teacher first; each student learns from all of them, averaged")
+    p.add_argument("--model2vec-python", type=Path, metavar="PY",
+                   help="a Python with model2vec[distill,train] (its own venv): adds Model2Vec's distill and "
+                        "classifier as peers")
     p.add_argument("--out", type=Path, default=REPO / "bench-transfer-out")
-    p.add_argument("--only", metavar="TEXT", help="train only the rows whose name contains TEXT (e.g. 'word bag')")
+    p.add_argument("--only", metavar="TEXT", action="append",
+                   help="train only the rows whose name contains TEXT (e.g. 'word bag'); repeat for more")
     p.add_argument("--summarise", type=Path, metavar="OUT", help="print the tables of OUT/results.json and stop")
     args = p.parse_args(argv)
     if args.summarise:
@@ -191,6 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     m3e_word_out_c = grafted("m3e output rows, jieba words (scale-matched), centred", g / "m3e-word-output-centre",
                              "--source", hf, "--level", "word", "--rows", "output", "--contextual-device", "cpu",
                              "--centre")
+    # Model2Vec's own recipe in our graft (mean over specials too, unscaled): the like-for-like row
+    m3e_word_out_raw = grafted("m3e output rows, jieba words (mean-all, unscaled)", g / "m3e-word-output-raw",
+                               "--source", hf, "--level", "word", "--rows", "output", "--contextual-device", "cpu",
+                               "--contextual-pool", "mean-all", "--contextual-scale-to", "none")
+    m2v_word = model2vec_distill(args.model2vec_python, hf, m3e_word_in, out, launch, results, note)
+    if m2v_word is not None:
+        save()
+        m2v_word = grafted("Model2Vec distill, jieba words", g / "m2v-word", "--source", str(m2v_word),
+                           "--level", "word")
 
     common = ["--train", str(SPLIT / "train.txt"), "--dev", str(SPLIT / "dev.txt"), "--test", str(SPLIT / "test.txt"),
               "--classes", str(SPLIT / "class.txt"), "--train-fraction", str(args.fraction), "--no-progress",
@@ -203,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     note(f"TF-IDF: {rows['TF-IDF + LinearSVC']['accuracy'][0]:.4f}")
 
     def wanted(name: str) -> bool:
-        return args.only is None or args.only in name
+        return args.only is None or any(text in name for text in args.only)
 
     def trained(name: str, seed: int, run: Path, argv: list[str], *, needed: bool = False) -> bool:
         if not (needed or wanted(name)):
@@ -230,11 +324,12 @@ def main(argv: list[str] | None = None) -> int:
                                           *small_data(config, args.fraction), "--graft", str(graft),
                                           "--seed", str(seed), "--out", str(run), *extra))
 
-    def student(name: str, tag: str, config: str, teacher: Path, seed: int) -> Path | None:
+    def student(name: str, tag: str, config: str, graft: Path, teachers: list[Path | None],
+                seed: int) -> Path | None:
         run = out / "runs" / f"{tag}-s{seed}"
         return run if trained(name, seed, run, embgraft("train", "--config", str(CONFIGS / config), *common, "--graft",
-                                          str(tencent), "--seed", str(seed), "--patience", "6",
-                                          "--teachers", str(teacher), "--distill-weight", "1.0",
+                                          str(graft), "--seed", str(seed), "--patience", "6",
+                                          "--teachers", ",".join(map(str, teachers)), "--distill-weight", "1.0",
                                           "--unlabelled", str(SPLIT / "train.txt"), "--out", str(run))) else None
 
     def predict(name: str, run: Path | None) -> None:
@@ -246,21 +341,59 @@ def main(argv: list[str] | None = None) -> int:
         save()
         note(f"predict {name}: {results['predict_texts_per_s'][name]:,.0f} texts/s")
 
+    def m2v_classifier(seed: int) -> None:
+        name = "Model2Vec classifier (its distill of m3e)"
+        if not wanted(name):
+            return
+        data = out / "logs" / "m2v-data.json"
+        if not data.exists():
+            model2vec_data(args.fraction, data)
+        result = out / "logs" / f"m2v-classifier-s{seed}.json"
+        wall, rss = launch(f"m2v-classifier-s{seed}", [str(args.model2vec_python), "-c", _M2V_CLASSIFIER,
+                                                     str(out / "m2v-distill"), str(data), str(seed), str(result)])
+        r = json.loads(result.read_text())
+        row = rows.setdefault(name, {"accuracy": [], "samples_per_s": [], "best_epoch": [], "rss": 0.0,
+                                     "wall": [], "seeds": []})
+        row["accuracy"].append(r["accuracy"])
+        row["wall"].append(wall)
+        row["seeds"].append(seed)
+        row["rss"] = max(row["rss"], rss)
+        if seed == 0:
+            results["predict_texts_per_s"]["Model2Vec classifier"] = r["texts_per_s"]
+        save()
+        note(f"{name} (seed {seed}): test {r['accuracy']:.4f}  fit {r['fit_s']:.0f}s  predict "
+             f"{r['texts_per_s']:,.0f} texts/s  {rss:.0f} MB")
+
     random = ["--random-init"]
     students = ("bag+words distilled, unlabelled text (Tencent chars)",
+                "bag+words distilled, unlabelled text (m3e input chars)",
                 "bag+bigrams distilled, unlabelled text (Tencent chars, no jieba)")
+
+    hf_epochs = ["--epochs", str(args.hf_epochs)] if args.hf_epochs else []
+
+    def teach(seed: int) -> Path | None:
+        run = out / "runs" / f"hf-s{seed}"
+        argv = embgraft("train", "--config", str(CONFIGS / "thucnews-hf-10pct.yaml"), *common, "--hf-model", hf,
+                        "--seed", str(seed), "--out", str(run), *hf_epochs)
+        return run if trained("m3e fine-tuned (teacher)", seed, run, argv, needed=any(map(wanted, students))) else None
+
+    # --ensemble: every seed's teacher first, and every student learns from all of them
+    ensemble = [teach(seed) for seed in range(args.seeds)] if args.ensemble else None
     for seed in range(args.seeds):
-        # the teacher first: the students of this seed learn from it
-        teacher = out / "runs" / f"hf-s{seed}"
-        taught = trained("m3e fine-tuned (teacher)", seed, teacher,
-                embgraft("train", "--config", str(CONFIGS / "thucnews-hf-10pct.yaml"), *common,
-                         "--hf-model", hf, "--epochs", str(args.hf_epochs), "--seed", str(seed),
-                         "--out", str(teacher)), needed=any(map(wanted, students)))
-        words_student = student(students[0], "student-bag-words", "thucnews-bag-words.yaml", teacher, seed)
-        bigram_student = student(students[1], "student-bag-bigrams", "thucnews-bag-bigrams.yaml", teacher, seed)
-        if seed == 0:  # the three in a row, in this run, on the same machine
+        # the teacher first: the students of this seed learn from it (or from the ensemble)
+        teacher = ensemble[seed] if ensemble else teach(seed)
+        teachers = [t for t in ensemble if t] if ensemble else [teacher]
+        taught = teacher is not None
+        words_student = student(students[0], "student-bag-words", "thucnews-bag-words.yaml", tencent, teachers,
+                                seed)
+        m3e_student = student(students[1], "student-bag-words-m3e", "thucnews-bag-words.yaml", m3e_char, teachers,
+                              seed)
+        bigram_student = student(students[2], "student-bag-bigrams", "thucnews-bag-bigrams.yaml", tencent, teachers,
+                                 seed)
+        if seed == 0:  # all in a row, in this run, on the same machine
             predict("teacher: m3e fine-tuned", teacher if taught else None)
             predict("student: bag+words", words_student)
+            predict("student: bag+words (m3e chars)", m3e_student)
             predict("student: bag+bigrams (no jieba)", bigram_student)
         supervised("bag+words, Tencent chars", "bag-words-tencent", "thucnews-bag-words.yaml", tencent, seed)
         supervised("bag+words, random", "bag-words-random", "thucnews-bag-words.yaml", tencent, seed, *random)
@@ -270,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
                    m3e_word_in_c, seed)
         supervised("word bag, m3e output rows, centred", "wordbag-m3e-output-centre", "thucnews-bag.yaml",
                    m3e_word_out_c, seed)
+        supervised("word bag, m3e output rows (mean-all, unscaled)", "wordbag-m3e-output-raw", "thucnews-bag.yaml",
+                   m3e_word_out_raw, seed)
+        if m2v_word is not None:
+            supervised("word bag, Model2Vec distill rows", "wordbag-m2v", "thucnews-bag.yaml", m2v_word, seed)
+            m2v_classifier(seed)
         supervised("word bag, random", "wordbag-random", "thucnews-bag.yaml", m3e_word_in, seed, *random)
         supervised("char bag, Tencent chars", "charbag-tencent", "thucnews-bag.yaml", tencent, seed)
         supervised("char bag, m3e input rows", "charbag-m3e-input", "thucnews-bag.yaml", m3e_char, seed)
