@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ensemble", action="store_true",
                    help="train every seed's teacher first; each student learns from all of them, averaged")
     p.add_argument("--model2vec-python", type=Path, metavar="PY",
-                   help="a Python with model2vec[distill,train] (its own venv): adds Model2Vec's distill and "
+                   help="a Python with model2vec[distill,train,quantization] (its own venv): adds Model2Vec's distill and "
                         "classifier as peers")
     p.add_argument("--out", type=Path, default=REPO / "bench-transfer-out")
     p.add_argument("--only", metavar="TEXT", action="append",
