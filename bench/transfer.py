@@ -25,7 +25,8 @@ In one run, each graft and training run in its own process (``_measure.run_child
 * with ``--model2vec-python PY`` (a Python that has ``model2vec[distill,train,quantization]``; it pins
   ``transformers<5.4``, so it lives in a venv of its own, never this project's): **Model2Vec's own
   ``distill``** of the same checkpoint with the jieba-word vocabulary of the word grafts (no PCA and
-  float32, so its rows keep our rows' 512 dims; SIF 1e-4, its default), timed beside our output-row graft and fed to the same word bag; and
+  float32, so its rows keep our rows' 512 dims; SIF 1e-4, its default), timed beside our output-row
+  graft and fed to the same word bag; and
   **Model2Vec's classifier** (``StaticModelForClassification`` on that model, fitted on the same
   labelled titles with dev for early stopping; raw titles in, as its users give them), with its
   ``predict`` texts/s. Without it those rows are left out and the run says so.
@@ -201,7 +202,7 @@ def model2vec_data(fraction: float, path: Path) -> Path:
         return {"texts": examples.texts, "labels": examples.labels}
 
     train = read_examples(SPLIT / "train.txt")
-    data = {"train": split(stratified_subset(train, fraction, seed=0) if fraction < 1 else train),
+    data = {"train": split(stratified_subset(train, fraction, seed=0)),
             "dev": split(read_examples(SPLIT / "dev.txt")), "test": split(read_examples(SPLIT / "test.txt"))}
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return path
@@ -217,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ensemble", action="store_true",
                    help="train every seed's teacher first; each student learns from all of them, averaged")
     p.add_argument("--model2vec-python", type=Path, metavar="PY",
-                   help="a Python with model2vec[distill,train,quantization] (its own venv): adds Model2Vec's distill and "
-                        "classifier as peers")
+                   help="a Python with model2vec[distill,train,quantization] (its own venv): adds "
+                        "Model2Vec's distill and classifier as peers")
     p.add_argument("--out", type=Path, default=REPO / "bench-transfer-out")
     p.add_argument("--only", metavar="TEXT", action="append",
                    help="train only the rows whose name contains TEXT (e.g. 'word bag'); repeat for more")
@@ -282,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                                "--contextual-pool", "mean-all", "--contextual-scale-to", "none")
     m2v_word = model2vec_distill(args.model2vec_python, hf, m3e_word_in, out, launch, results, note)
     if m2v_word is not None:
-        save()
+        # this run's labelled subset, written anew: a file left by a run at another --fraction is not it
+        m2v_data = model2vec_data(args.fraction, out / "logs" / "m2v-data.json")
         m2v_word = grafted("Model2Vec distill, jieba words", g / "m2v-word", "--source", str(m2v_word),
                            "--level", "word")
 
@@ -299,20 +301,25 @@ def main(argv: list[str] | None = None) -> int:
     def wanted(name: str) -> bool:
         return args.only is None or any(text in name for text in args.only)
 
+    def record(name: str, seed: int, accuracy: float, wall: float, rss: float) -> dict:
+        """One seed of a row into ``results.json``; the row, for what only some rows have."""
+        row = rows.setdefault(name, {"accuracy": [], "samples_per_s": [], "best_epoch": [], "rss": 0.0,
+                                     "wall": [], "seeds": []})
+        row["accuracy"].append(accuracy)
+        row["wall"].append(wall)
+        row["seeds"].append(seed)
+        row["rss"] = max(row["rss"], rss)
+        return row
+
     def trained(name: str, seed: int, run: Path, argv: list[str], *, needed: bool = False) -> bool:
         if not (needed or wanted(name)):
             return False
         wall, rss = launch(f"{run.name}", argv)
         metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
-        row = rows.setdefault(name, {"accuracy": [], "samples_per_s": [], "best_epoch": [], "rss": 0.0,
-                                     "wall": [], "seeds": []})
-        row["accuracy"].append(metrics["test"]["accuracy"])
+        row = record(name, seed, metrics["test"]["accuracy"], wall, rss)
         row["samples_per_s"].append(metrics["samples_per_s"])
         if metrics.get("best_epoch") is not None:
             row["best_epoch"].append(metrics["best_epoch"])
-        row["wall"].append(wall)
-        row["seeds"].append(seed)
-        row["rss"] = max(row["rss"], rss)
         save()
         note(f"{name} (seed {seed}): test {metrics['test']['accuracy']:.4f}  {metrics['samples_per_s']:,.0f} "
              f"samples/s  best epoch {metrics.get('best_epoch')}  {rss:.0f} MB  {wall:.0f}s")
@@ -345,19 +352,11 @@ def main(argv: list[str] | None = None) -> int:
         name = "Model2Vec classifier (its distill of m3e)"
         if not wanted(name):
             return
-        data = out / "logs" / "m2v-data.json"
-        if not data.exists():
-            model2vec_data(args.fraction, data)
         result = out / "logs" / f"m2v-classifier-s{seed}.json"
         wall, rss = launch(f"m2v-classifier-s{seed}", [str(args.model2vec_python), "-c", _M2V_CLASSIFIER,
-                                                     str(out / "m2v-distill"), str(data), str(seed), str(result)])
+                                                     str(out / "m2v-distill"), str(m2v_data), str(seed), str(result)])
         r = json.loads(result.read_text())
-        row = rows.setdefault(name, {"accuracy": [], "samples_per_s": [], "best_epoch": [], "rss": 0.0,
-                                     "wall": [], "seeds": []})
-        row["accuracy"].append(r["accuracy"])
-        row["wall"].append(wall)
-        row["seeds"].append(seed)
-        row["rss"] = max(row["rss"], rss)
+        record(name, seed, r["accuracy"], wall, rss)
         if seed == 0:
             results["predict_texts_per_s"]["Model2Vec classifier"] = r["texts_per_s"]
         save()

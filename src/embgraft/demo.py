@@ -30,6 +30,7 @@ from embgraft.errors import ConfigError, MalformedFileError, OutputExistsError
 from embgraft.files import atomic_file, atomic_output, read_json, write_json
 
 LEVELS = ("char", "word")
+LEVEL_NAMES = {"char": "characters", "word": "jieba words"}  # what the printed lines call each level
 DEMO_MARKER = ".embgraft-demo"  # marks an output folder as the demo's own, safe to replace
 STAMP_VERSION = 1  # bump when the way vectors are built changes, so old caches retrain
 INSTALL_HINT = "pip install 'embgraft[demo]'"
@@ -39,10 +40,10 @@ LABELS = {"pos.txt": "pos", "neg.txt": "neg"}
 DEMO_FRACTIONS = (0.01, 0.05, 0.2)
 DEMO_EPOCHS = {0.01: 30, 0.05: 10, 0.2: 4}
 # The curve's classifier reads jieba words through the word graft: measured on these reviews (3 seeds,
-# McNemar), a TextCNN on grafted word rows beat random rows at 1 % (0.711 vs 0.699, p 0.011) where the
-# same TextCNN on grafted characters did not (0.697 vs 0.704), and it was as good or better at 5 and
-# 20 %. Stand-in vectors trained on news pay where labels are fewest, and words carry more of a review's
-# sentiment than characters do.
+# McNemar, a 0.8/0.1/0.1 split), a TextCNN on grafted word rows beat random rows at 1 % (0.711 vs 0.699,
+# p 0.011) where the same TextCNN on grafted characters did not (0.697 vs 0.704), and it was as good
+# or better at 5 and 20 %. Stand-in vectors trained on news pay where labels are fewest, and words
+# carry more of a review's sentiment than characters do.
 DEMO_LEVEL = "word"
 # Reviews run to hundreds of characters; their first 48 words and 128 filters per width keep the runs
 # within a few minutes on two cores (the THUCNews configs use 256). A one-rate TextCNN without label
@@ -328,16 +329,16 @@ def run_demo(
             result = graft(vocab, vectors[lv], progress=progress)  # the vocabulary's recipe goes along
             result.save(tmp / lv)
             results[lv] = result
-            what = "characters" if lv == "char" else "jieba words"
             say("")
-            say(f"== {what}: {len(vocab):,} tokens grafted from {vectors[lv].name} "
+            say(f"== {LEVEL_NAMES[lv]}: {len(vocab):,} tokens grafted from {vectors[lv].name} "
                 f"({result.weights.shape[1]} dims) -> {out / lv}")
             say(result.report.coverage_table())
 
     runs = {}
     if train_model is not None:
-        runs = train_demo_classifiers(out, tsv, model=train_model, level=train_level, train_fractions=train_fractions,
-                                      epochs=train_epochs, seeds=train_seeds, progress=progress, say=say)
+        runs = train_demo_classifiers(out, tsv, model=train_model, level=train_level,
+                                      train_fractions=train_fractions, epochs=train_epochs, seeds=train_seeds,
+                                      progress=progress, say=say)
     seconds = time.perf_counter() - started
     say("")
     say(f"demo done in {seconds:.1f}s. The stand-in vectors (Word2Vec on People's Daily 1998, "
@@ -358,12 +359,10 @@ def train_demo_classifiers(out: Path, tsv: Path, *, model: str, level: str, trai
 
     shares = ", ".join(f"{100 * f:g}%" for f in train_fractions)
     say("")
-    what = "characters" if level == "char" else "jieba words"
-    say(f"== {model} on {what}, {shares} of the reviews' training split: grafted vs random rows (same vocabulary, "
-        f"same scale), {seeds} seeds each, TF-IDF + LinearSVC beside them")
+    say(f"== {model} on {LEVEL_NAMES[level]}, {shares} of the reviews' training split: grafted vs random rows "
+        f"(same vocabulary, same scale), {seeds} seeds each, TF-IDF + LinearSVC beside them")
     base = TrainConfig(data=str(tsv), format="tsv", split=DEMO_SPLIT, graft=str(out / level), model=model,
-                       tensorboard="off",
-                       **DEMO_MODEL_OPTIONS.get(model, {}))
+                       tensorboard="off", **DEMO_MODEL_OPTIONS.get(model, {}))
     setups = make_setups(models=[model], grafts=[str(out / level)], embeddings=["full"])
     report = compare(base, setups=setups, seeds=seeds, out=out / "compare", train_fractions=list(train_fractions),
                      epochs_by_fraction=DEMO_EPOCHS if epochs is None else epochs, force=True, progress=progress,
