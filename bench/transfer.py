@@ -9,14 +9,17 @@ In one run, each graft and training run in its own process (``_measure.run_child
   rows (``graft --rows output``: each word run through the encoder, mean of the last layer over its
   pieces, scale-matched to the input table), (c) random rows (``--random-init``); (a) and (b) again
   with ``--centre`` (the mean of the found rows subtracted, as ``../shared/EXPERIMENTS.md`` ran them);
+  (b) as Model2Vec makes its rows (``--contextual-pool mean-all --contextual-scale-to none``), from the
+  last layer and from the mean of the last three (``--contextual-last-k 3``);
   the output grafts' wall time and tokens/s are reported;
 * **character rows**: a character bag (``configs/thucnews-bag.yaml``) and a TextCNN
   (``configs/thucnews-textcnn.yaml``) on the Tencent characters, on the checkpoint's input rows, and
   from random init (the Tencent graft's vocabulary and scale, random rows);
 * a Chinese BERT fine-tuned (``--model hf``, ``configs/thucnews-hf-10pct.yaml``'s settings);
-* three students distilled from it with ``--teachers`` (distill weight 1, patience 6), over the
-  training titles read as unlabelled text (``--unlabelled``): ``bag+words`` (jieba at predict time) on
-  the Tencent characters and on the checkpoint's input characters, and ``bag+bigrams``
+* three students distilled from it with ``--teachers`` (distill weight 1 unless ``--distill-weight``;
+  patience 6), over the training titles read as unlabelled text (``--unlabelled``) and ``--augment N``
+  altered copies of the labelled ones (the only larger transfer set at ``--fraction 1``): ``bag+words``
+  (jieba at predict time) on the Tencent characters and on the checkpoint's input characters, and ``bag+bigrams``
   (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent characters;
 * ``predict`` texts/s of the students and of the fine-tuned teacher (seed 0) on the test titles,
   measured the same way (``Classifier.predict_proba`` in a fresh process, model loading excluded);
@@ -150,7 +153,11 @@ def summarise(results: dict) -> None:
     rows, grafts, speeds = results["rows"], results.get("grafts", {}), results.get("predict_texts_per_s", {})
     seeds = max((len(r["accuracy"]) for r in rows.values()), default=0)
     print(f"\nTHUCNews-10k, {results['fraction']:g} of the training titles labelled, up to {seeds} seed(s) "
-          f"a row (n = seeds run), test accuracy (mean ± sd):\n")
+          f"a row (n = seeds run), test accuracy (mean ± sd)"
+          + (f"; the students' --augment {results['augment']}" if results.get("augment") else "")
+          + (f"; distill weight {results['distill_weight']:g}" if results.get("distill_weight", 1) != 1 else "")
+          + (f"; {results['teacher_seeds']} teacher(s) for every student" if results.get("teacher_seeds") else "")
+          + ":\n")
     print("| | test accuracy | n | training samples/s | best epoch | peak RSS (MB) |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
@@ -217,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hf-epochs", type=int, help="the teacher's epochs (default: its config's)")
     p.add_argument("--ensemble", action="store_true",
                    help="train every seed's teacher first; each student learns from all of them, averaged")
+    p.add_argument("--teacher-seeds", type=int, metavar="N",
+                   help="with --ensemble: train N teachers (seeds 0..N-1), not one per seed (default: --seeds)")
+    p.add_argument("--distill-weight", type=float, default=1.0, metavar="W",
+                   help="the students' --distill-weight (default 1: the teachers' predictions only, as at 10 %%; "
+                        "at --fraction 1 the labels are better than the teacher on the training titles)")
+    p.add_argument("--augment", type=int, default=0, metavar="N",
+                   help="the students' --augment: N altered copies of each labelled title join the transfer "
+                        "set (default 0; at --fraction 1 the unlabelled text is the labelled titles)")
     p.add_argument("--model2vec-python", type=Path, metavar="PY",
                    help="a Python with model2vec[distill,train,quantization] (its own venv): adds "
                         "Model2Vec's distill and classifier as peers")
@@ -230,10 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.hf_model:
         p.error("--hf-model is required")
+    if args.teacher_seeds is not None and not (args.ensemble and args.teacher_seeds >= 1):
+        p.error("--teacher-seeds N (N >= 1) goes with --ensemble")
     out = args.out.resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results: dict = {"fraction": args.fraction, "seeds": args.seeds, "hf_model": str(args.hf_model),
+                     "augment": args.augment, "teacher_seeds": args.teacher_seeds,
+                     "distill_weight": args.distill_weight,
                      "rows": {}, "grafts": {}, "predict_texts_per_s": {}}
     rows = results["rows"]
 
@@ -281,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     m3e_word_out_raw = grafted("m3e output rows, jieba words (mean-all, unscaled)", g / "m3e-word-output-raw",
                                "--source", hf, "--level", "word", "--rows", "output", "--contextual-device", "cpu",
                                "--contextual-pool", "mean-all", "--contextual-scale-to", "none")
+    # the same, pooled from the mean of the last three layers (chosen on dev among the last 1-4, 10 %)
+    m3e_word_out_last3 = grafted("m3e output rows, jieba words (mean-all, unscaled, last 3 layers)",
+                                 g / "m3e-word-output-raw-last3", "--source", hf, "--level", "word", "--rows", "output",
+                                 "--contextual-device", "cpu", "--contextual-pool", "mean-all",
+                                 "--contextual-scale-to", "none", "--contextual-last-k", "3")
     m2v_word = model2vec_distill(args.model2vec_python, hf, m3e_word_in, out, launch, results, note)
     if m2v_word is not None:
         # this run's labelled subset, written anew: a file left by a run at another --fraction is not it
@@ -336,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
         run = out / "runs" / f"{tag}-s{seed}"
         return run if trained(name, seed, run, embgraft("train", "--config", str(CONFIGS / config), *common, "--graft",
                                           str(graft), "--seed", str(seed), "--patience", "6",
-                                          "--teachers", ",".join(map(str, teachers)), "--distill-weight", "1.0",
-                                          "--unlabelled", str(SPLIT / "train.txt"), "--out", str(run))) else None
+                                          "--teachers", ",".join(map(str, teachers)),
+                                          "--distill-weight", str(args.distill_weight),
+                                          "--unlabelled", str(SPLIT / "train.txt"), "--augment",
+                                          str(args.augment), "--out", str(run))) else None
 
     def predict(name: str, run: Path | None) -> None:
         if run is None:  # not trained in this run (--only)
@@ -377,10 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         return run if trained("m3e fine-tuned (teacher)", seed, run, argv, needed=any(map(wanted, students))) else None
 
     # --ensemble: every seed's teacher first, and every student learns from all of them
-    ensemble = [teach(seed) for seed in range(args.seeds)] if args.ensemble else None
+    n_teachers = args.teacher_seeds or args.seeds
+    ensemble = [teach(seed) for seed in range(n_teachers)] if args.ensemble else None
     for seed in range(args.seeds):
         # the teacher first: the students of this seed learn from it (or from the ensemble)
-        teacher = ensemble[seed] if ensemble else teach(seed)
+        teacher = (ensemble[seed] if seed < n_teachers else None) if ensemble else teach(seed)
         teachers = [t for t in ensemble if t] if ensemble else [teacher]
         taught = teacher is not None
         words_student = student(students[0], "student-bag-words", "thucnews-bag-words.yaml", tencent, teachers,
@@ -404,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                    m3e_word_out_c, seed)
         supervised("word bag, m3e output rows (mean-all, unscaled)", "wordbag-m3e-output-raw", "thucnews-bag.yaml",
                    m3e_word_out_raw, seed)
+        supervised("word bag, m3e output rows (mean-all, unscaled, last 3 layers)", "wordbag-m3e-output-raw-last3",
+                   "thucnews-bag.yaml", m3e_word_out_last3, seed)
         if m2v_word is not None:
             supervised("word bag, Model2Vec distill rows", "wordbag-m2v", "thucnews-bag.yaml", m2v_word, seed)
             m2v_classifier(seed)
