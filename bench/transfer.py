@@ -407,9 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     ensemble = [teach(seed) for seed in range(n_teachers)] if args.ensemble else None
     for seed in range(args.seeds):
         # the teacher first: the students of this seed learn from it (or from the ensemble)
-        teacher = (ensemble[seed] if seed < n_teachers else None) if ensemble else teach(seed)
-        teachers = [t for t in ensemble if t] if ensemble else [teacher]
-        taught = teacher is not None
+        if ensemble is None:
+            teacher = teach(seed)
+            teachers = [teacher]
+        else:  # this seed's own teacher only where one was trained (--teacher-seeds): predict times seed 0's
+            teacher = ensemble[seed] if seed < n_teachers else None
+            teachers = [t for t in ensemble if t]
         words_student = student(students[0], "student-bag-words", "thucnews-bag-words.yaml", tencent, teachers,
                                 seed)
         m3e_student = student(students[1], "student-bag-words-m3e", "thucnews-bag-words.yaml", m3e_char, teachers,
@@ -417,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         bigram_student = student(students[2], "student-bag-bigrams", "thucnews-bag-bigrams.yaml", tencent, teachers,
                                  seed)
         if seed == 0:  # all in a row, in this run, on the same machine
-            predict("teacher: m3e fine-tuned", teacher if taught else None)
+            predict("teacher: m3e fine-tuned", teacher)
             predict("student: bag+words", words_student)
             predict("student: bag+words (m3e chars)", m3e_student)
             predict("student: bag+bigrams (no jieba)", bigram_student)
