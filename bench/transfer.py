@@ -3,7 +3,9 @@
 In one run, each graft and training run in its own process (``_measure.run_child``: wall time, peak RSS):
 
 * TF-IDF character 1-2-grams + LinearSVC (the peer every row is read against);
-* ``bag+words`` (``configs/thucnews-bag-words.yaml``) on the Tencent character graft, and from random init;
+* ``bag+words`` (``configs/thucnews-bag-words.yaml``) on the Tencent character graft, on the checkpoint's
+  input characters, on its output rows (``graft --rows output --ngrams 2 --words``: every character,
+  bigram and jieba word of the table run through the encoder, scale-matched), and from random init;
 * **word rows**: a bag over a jieba-word vocabulary (``graft --level word``, ``configs/thucnews-bag.yaml``)
   with (a) the checkpoint's input rows (words composed from their characters' rows), (b) its output
   rows (``graft --rows output``: each word run through the encoder, mean of the last layer over its
@@ -14,13 +16,16 @@ In one run, each graft and training run in its own process (``_measure.run_child
   the output grafts' wall time and tokens/s are reported;
 * **character rows**: a character bag (``configs/thucnews-bag.yaml``) and a TextCNN
   (``configs/thucnews-textcnn.yaml``) on the Tencent characters, on the checkpoint's input rows, and
-  from random init (the Tencent graft's vocabulary and scale, random rows);
+  from random init (the Tencent graft's vocabulary and scale, random rows); the TextCNN also on the
+  checkpoint's output character rows (scale-matched);
 * a Chinese BERT fine-tuned (``--model hf``, ``configs/thucnews-hf-10pct.yaml``'s settings);
-* three students distilled from it with ``--teachers`` (distill weight 1 unless ``--distill-weight``;
+* five students distilled from it with ``--teachers`` (distill weight 1 unless ``--distill-weight``;
   patience 6), over the training titles read as unlabelled text (``--unlabelled``) and ``--augment N``
   altered copies of the labelled ones (the only larger transfer set at ``--fraction 1``): ``bag+words``
-  (jieba at predict time) on the Tencent characters and on the checkpoint's input characters, and ``bag+bigrams``
-  (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent characters;
+  (jieba at predict time) on the Tencent characters, on the checkpoint's input characters and on its output
+  rows (the bag+words output graft above), ``bag+bigrams``
+  (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent characters, and a TextCNN with
+  its bigram bag branch (``configs/thucnews-textcnn-bigrams.yaml``) on the checkpoint's input characters;
 * ``predict`` texts/s of the students and of the fine-tuned teacher (seed 0) on the test titles,
   measured the same way (``Classifier.predict_proba`` in a fresh process, model loading excluded);
 * with ``--ensemble``, the teachers of every seed are trained first and each student learns from their
@@ -42,7 +47,7 @@ steps an epoch), as ``bench/train.py`` gives them. The checkpoint is given by ``
 only) was used for the figures in the README. Each finished row is written to ``OUT/results.json`` at
 once; ``--summarise OUT`` prints the tables of a run (finished or cut short) again; ``--only TEXT``
 (repeatable) trains only the rows whose name contains TEXT (every graft still runs). Run from the
-repository root (18-38 min a seed on 2 shared cores; ``--only 'word bag, m3e'`` ~4 min a seed)::
+repository root (23-43 min a seed on 2 shared cores; ``--only 'word bag, m3e'`` ~4 min a seed)::
 
     make models
     .venv/bin/python bench/transfer.py --hf-model .cache/models/m3e-small [--fraction 0.1] [--seeds 1] [--out DIR]
@@ -169,7 +174,8 @@ def summarise(results: dict) -> None:
         print("|---|---|---|---|---|")
         for name, g in grafts.items():
             tps = f"{g['tokens_per_s']:,.0f}" if g.get("tokens_per_s") else ""
-            print(f"| {name} | {g['n_types']:,} | {g['wall']:.1f} | {g['rss']:.0f} | {tps} |")
+            n_rows = f"{g['n_types']:,}" + (f" + {g['n_ngram_rows']:,} n-gram/word" if g.get("n_ngram_rows") else "")
+            print(f"| {name} | {n_rows} | {g['wall']:.1f} | {g['rss']:.0f} | {tps} |")
     if speeds:
         teacher = next((v for k, v in speeds.items() if k.startswith("teacher")), None)
         print(f"\npredict on the {SPLIT.name} test titles (10,000, one process each, seed-0 runs):\n")
@@ -275,11 +281,14 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads((directory / "graft_report.json").read_text(encoding="utf-8"))
         ctx = next((s["contextual"] for s in report.get("sources", []) if s.get("contextual")), None)
         results["grafts"][name] = {"wall": wall, "rss": rss, "n_types": report["n_types"],
+                                   "n_ngram_rows": (report.get("ngrams") or {}).get("n_rows", 0),
                                    "seconds_in_graft": report["seconds"], "contextual": ctx,
                                    "tokens_per_s": ctx["tokens_per_s"] if ctx else None,
                                    "scale_factor": ctx["scale_factor"] if ctx else None}
         save()
-        note(f"graft {name}: {report['n_types']:,} rows in {wall:.1f}s wall, {rss:.0f} MB"
+        n_ngram = results["grafts"][name]["n_ngram_rows"]
+        note(f"graft {name}: {report['n_types']:,} rows" + (f" + {n_ngram:,} n-gram/word rows" if n_ngram else "")
+             + f" in {wall:.1f}s wall, {rss:.0f} MB"
              + (f", {ctx['tokens_per_s']:,.0f} tokens/s, scaled x{ctx['scale_factor']:.4g}" if ctx else ""))
         return directory
 
@@ -305,6 +314,13 @@ def main(argv: list[str] | None = None) -> int:
                                  g / "m3e-word-output-raw-last3", "--source", hf, "--level", "word", "--rows", "output",
                                  "--contextual-device", "cpu", "--contextual-pool", "mean-all",
                                  "--contextual-scale-to", "none", "--contextual-last-k", "3")
+    # characters, and a bag+words table (chars, every bigram, jieba words) with every row run through the
+    # encoder (the default pooling and scale): the output rows in the models the input rows go into
+    m3e_char_out = grafted("m3e output rows, chars (scale-matched)", g / "m3e-char-output", "--source", hf,
+                           "--rows", "output", "--contextual-device", "cpu")
+    m3e_bag_out = grafted("m3e output rows, chars + bigrams + jieba words (scale-matched)", g / "m3e-bag-words-output",
+                          "--source", hf, "--rows", "output", "--contextual-device", "cpu", "--ngrams", "2",
+                          "--ngram-min-count", "1", "--words")
     m2v_word = model2vec_distill(args.model2vec_python, hf, m3e_word_in, out, launch, results, note)
     if m2v_word is not None:
         # this run's labelled subset, written anew: a file left by a run at another --fraction is not it
@@ -392,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     random = ["--random-init"]
     students = ("bag+words distilled, unlabelled text (Tencent chars)",
                 "bag+words distilled, unlabelled text (m3e input chars)",
-                "bag+bigrams distilled, unlabelled text (Tencent chars, no jieba)")
+                "bag+bigrams distilled, unlabelled text (Tencent chars, no jieba)",
+                "TextCNN+bigrams distilled, unlabelled text (m3e input chars)",
+                "bag+words distilled, unlabelled text (m3e output rows)")
 
     hf_epochs = ["--epochs", str(args.hf_epochs)] if args.hf_epochs else []
 
@@ -419,12 +437,21 @@ def main(argv: list[str] | None = None) -> int:
                               seed)
         bigram_student = student(students[2], "student-bag-bigrams", "thucnews-bag-bigrams.yaml", tencent, teachers,
                                  seed)
+        cnn_student = student(students[3], "student-textcnn-bigrams-m3e", "thucnews-textcnn-bigrams.yaml", m3e_char,
+                              teachers, seed)
+        out_student = student(students[4], "student-bag-words-m3e-output", "thucnews-bag-words.yaml", m3e_bag_out,
+                              teachers, seed)
         if seed == 0:  # all in a row, in this run, on the same machine
             predict("teacher: m3e fine-tuned", teacher)
             predict("student: bag+words", words_student)
             predict("student: bag+words (m3e chars)", m3e_student)
             predict("student: bag+bigrams (no jieba)", bigram_student)
+            predict("student: TextCNN+bigrams (m3e chars)", cnn_student)
+            predict("student: bag+words (m3e output rows)", out_student)
         supervised("bag+words, Tencent chars", "bag-words-tencent", "thucnews-bag-words.yaml", tencent, seed)
+        supervised("bag+words, m3e input chars", "bag-words-m3e-input", "thucnews-bag-words.yaml", m3e_char, seed)
+        supervised("bag+words, m3e output rows", "bag-words-m3e-output", "thucnews-bag-words.yaml", m3e_bag_out,
+                   seed)
         supervised("bag+words, random", "bag-words-random", "thucnews-bag-words.yaml", tencent, seed, *random)
         supervised("word bag, m3e input rows (composed)", "wordbag-m3e-input", "thucnews-bag.yaml", m3e_word_in, seed)
         supervised("word bag, m3e output rows", "wordbag-m3e-output", "thucnews-bag.yaml", m3e_word_out, seed)
@@ -445,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         supervised("char bag, random", "charbag-random", "thucnews-bag.yaml", tencent, seed, *random)
         supervised("TextCNN, Tencent chars", "textcnn-tencent", "thucnews-textcnn.yaml", tencent, seed)
         supervised("TextCNN, m3e input rows", "textcnn-m3e-input", "thucnews-textcnn.yaml", m3e_char, seed)
+        supervised("TextCNN, m3e output rows", "textcnn-m3e-output", "thucnews-textcnn.yaml", m3e_char_out, seed)
         supervised("TextCNN, random", "textcnn-random", "thucnews-textcnn.yaml", tencent, seed, *random)
         note(f"seed {seed} done")
 
