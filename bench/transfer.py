@@ -153,6 +153,12 @@ def _fmt_acc(acc: list[float]) -> str:
     return f"{statistics.mean(acc):.4f}{sd}"
 
 
+def _n_rows(graft: dict) -> str:
+    """A graft's rows as the tables and notes give them: its tokens', plus its n-gram/word rows if any."""
+    n_ngram = graft.get("n_ngram_rows")
+    return f"{graft['n_types']:,}" + (f" + {n_ngram:,} n-gram/word" if n_ngram else "")
+
+
 def summarise(results: dict) -> None:
     """The run's tables, from ``results.json`` (what :func:`main` writes after every row)."""
     rows, grafts, speeds = results["rows"], results.get("grafts", {}), results.get("predict_texts_per_s", {})
@@ -174,8 +180,7 @@ def summarise(results: dict) -> None:
         print("|---|---|---|---|---|")
         for name, g in grafts.items():
             tps = f"{g['tokens_per_s']:,.0f}" if g.get("tokens_per_s") else ""
-            n_rows = f"{g['n_types']:,}" + (f" + {g['n_ngram_rows']:,} n-gram/word" if g.get("n_ngram_rows") else "")
-            print(f"| {name} | {n_rows} | {g['wall']:.1f} | {g['rss']:.0f} | {tps} |")
+            print(f"| {name} | {_n_rows(g)} | {g['wall']:.1f} | {g['rss']:.0f} | {tps} |")
     if speeds:
         teacher = next((v for k, v in speeds.items() if k.startswith("teacher")), None)
         print(f"\npredict on the {SPLIT.name} test titles (10,000, one process each, seed-0 runs):\n")
@@ -286,9 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "tokens_per_s": ctx["tokens_per_s"] if ctx else None,
                                    "scale_factor": ctx["scale_factor"] if ctx else None}
         save()
-        n_ngram = results["grafts"][name]["n_ngram_rows"]
-        note(f"graft {name}: {report['n_types']:,} rows" + (f" + {n_ngram:,} n-gram/word rows" if n_ngram else "")
-             + f" in {wall:.1f}s wall, {rss:.0f} MB"
+        note(f"graft {name}: {_n_rows(results['grafts'][name])} rows in {wall:.1f}s wall, {rss:.0f} MB"
              + (f", {ctx['tokens_per_s']:,.0f} tokens/s, scaled x{ctx['scale_factor']:.4g}" if ctx else ""))
         return directory
 
