@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from embgraft.errors import ConfigError
-from embgraft.hf.encoder import ContextualConfig
+from embgraft.hf.encoder import ContextualConfig, layer_label
 from embgraft.sources.checkpoint import CheckpointSource
 
 
@@ -110,6 +110,13 @@ def test_mean_of_the_last_k_layers(tmp_path, ck):
     want = torch.stack([states[-1][0, -1], states[-2][0, -1]]).mean(0).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert src.row_method.startswith("contextual:last@")
+
+
+def test_last_k_counts_the_embedding_output_and_no_more():
+    # a 4-layer model has five hidden states: 0 (the embedding output) .. 4
+    assert [layer_label(-1, k, 4) for k in (1, 2, 5)] == ["4", "3-4", "0-4"]
+    with pytest.raises(ConfigError, match="last_k 6 is more hidden states than the model has: 0..4"):
+        layer_label(-1, 6, 4)
 
 
 def test_sif_weights_each_contextual_row_by_its_corpus_share(bert, tmp_path):

@@ -91,9 +91,12 @@ class ContextualConfig:
 
 def layer_label(layer: int, last_k: int | None, n_layers: int) -> str:
     """The hidden states pooled, as provenance names them: ``4`` (one layer, counted from 0 = the
-    embedding output), ``3-4`` (the mean of the last two)."""
+    embedding output), ``3-4`` (the mean of the last two), ``0-4`` (all five of a 4-layer model)."""
     if last_k is not None:
-        first = n_layers - min(last_k, n_layers) + 1
+        if last_k > n_layers + 1:  # the mean would silently be over fewer states than asked
+            raise ConfigError(f"last_k {last_k} is more hidden states than the model has: 0..{n_layers}, "
+                              f"so at most {n_layers + 1}")
+        first = n_layers + 1 - last_k
         return str(n_layers) if first == n_layers else f"{first}-{n_layers}"
     index = layer if layer >= 0 else n_layers + 1 + layer
     if not 0 <= index <= n_layers:
