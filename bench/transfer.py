@@ -17,7 +17,9 @@ In one run, each graft and training run in its own process (``_measure.run_child
 * **character rows**: a character bag (``configs/thucnews-bag.yaml``) and a TextCNN
   (``configs/thucnews-textcnn.yaml``) on the Tencent characters, on the checkpoint's input rows, and
   from random init (the Tencent graft's vocabulary and scale, random rows); the TextCNN also on the
-  checkpoint's output character rows (scale-matched);
+  checkpoint's output character rows (scale-matched); a 1-layer transformer
+  (``configs/thucnews-transformer.yaml``) and a BiLSTM (``configs/thucnews-bilstm.yaml``) on the same
+  three character sources;
 * a Chinese BERT fine-tuned (``--model hf``, ``configs/thucnews-hf-10pct.yaml``'s settings);
 * five students distilled from it with ``--teachers`` (distill weight 1 unless ``--distill-weight``;
   patience 6), over the training titles read as unlabelled text (``--unlabelled``) and ``--augment N``
@@ -477,6 +479,13 @@ def main(argv: list[str] | None = None) -> int:
         supervised("TextCNN, m3e input rows", "textcnn-m3e-input", "thucnews-textcnn.yaml", m3e_char, seed)
         supervised("TextCNN, m3e output rows", "textcnn-m3e-output", "thucnews-textcnn.yaml", m3e_char_out, seed)
         supervised("TextCNN, random", "textcnn-random", "thucnews-textcnn.yaml", tencent, seed, *random)
+        # the order-aware models on the same three character sources: a 1-layer transformer (the kind of
+        # model m3e's input rows were trained in) and a BiLSTM
+        for model, config in (("Transformer", "thucnews-transformer.yaml"), ("BiLSTM", "thucnews-bilstm.yaml")):
+            tag = model.lower()
+            supervised(f"{model}, Tencent chars", f"{tag}-tencent", config, tencent, seed)
+            supervised(f"{model}, m3e input rows", f"{tag}-m3e-input", config, m3e_char, seed)
+            supervised(f"{model}, random", f"{tag}-random", config, tencent, seed, *random)
         note(f"seed {seed} done")
 
     summarise(results)
