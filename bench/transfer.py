@@ -22,12 +22,13 @@ In one run, each graft and training run in its own process (``_measure.run_child
   three character sources;
 * a Chinese BERT fine-tuned (``--model hf``, ``configs/thucnews-hf-10pct.yaml``'s settings);
 * five students distilled from it with ``--teachers`` (distill weight 1 unless ``--distill-weight``;
-  patience 6), over the training titles read as unlabelled text (``--unlabelled``) and ``--augment N``
-  altered copies of the labelled ones (the only larger transfer set at ``--fraction 1``): ``bag+words``
-  (jieba at predict time) on the Tencent characters, on the checkpoint's input characters and on its output
-  rows (the bag+words output graft above), ``bag+bigrams``
-  (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent characters, and a TextCNN with
-  its bigram bag branch (``configs/thucnews-textcnn-bigrams.yaml``) on the checkpoint's input characters;
+  patience 6; ``--student-args`` adds train arguments, e.g. a schedule), over the training titles read as
+  unlabelled text (``--unlabelled``) and ``--augment N`` altered copies of the labelled ones (the only
+  larger transfer set at ``--fraction 1``): ``bag+words`` (jieba at predict time) on the Tencent
+  characters, on the checkpoint's input characters and on its output rows (the bag+words output graft
+  above), ``bag+bigrams`` (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent
+  characters, and a TextCNN with its bigram bag branch (``configs/thucnews-textcnn-bigrams.yaml``) on the
+  checkpoint's input characters;
 * ``predict`` texts/s of the students and of the fine-tuned teacher (seed 0) on the test titles,
   measured the same way (``Classifier.predict_proba`` in a fresh process, model loading excluded);
 * with ``--ensemble``, the teachers of every seed are trained first and each student learns from their
@@ -64,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -170,6 +172,7 @@ def summarise(results: dict) -> None:
           + (f"; the students' --augment {results['augment']}" if results.get("augment") else "")
           + (f"; distill weight {results['distill_weight']:g}" if results.get("distill_weight", 1) != 1 else "")
           + (f"; {results['teacher_seeds']} teacher(s) for every student" if results.get("teacher_seeds") else "")
+          + (f"; the students' {results['student_args']}" if results.get("student_args") else "")
           + ":\n")
     print("| | test accuracy | n | training samples/s | best epoch | peak RSS (MB) |")
     print("|---|---|---|---|---|---|")
@@ -245,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--augment", type=int, default=0, metavar="N",
                    help="the students' --augment: N altered copies of each labelled title join the transfer "
                         "set (default 0; at --fraction 1 the unlabelled text is the labelled titles)")
+    p.add_argument("--student-args", default="", metavar="ARGS",
+                   help="more `embgraft train` arguments for every student, one quoted string (e.g. "
+                        "'--schedule cosine --epochs 8 --patience 8', as the README's full-data figures)")
     p.add_argument("--model2vec-python", type=Path, metavar="PY",
                    help="a Python with model2vec[distill,train,quantization] (its own venv): adds "
                         "Model2Vec's distill and classifier as peers")
@@ -265,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results: dict = {"fraction": args.fraction, "seeds": args.seeds, "hf_model": str(args.hf_model),
                      "augment": args.augment, "teacher_seeds": args.teacher_seeds,
-                     "distill_weight": args.distill_weight,
+                     "distill_weight": args.distill_weight, "student_args": args.student_args,
                      "rows": {}, "grafts": {}, "predict_texts_per_s": {}}
     rows = results["rows"]
 
@@ -384,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "--teachers", ",".join(map(str, teachers)),
                                           "--distill-weight", str(args.distill_weight),
                                           "--unlabelled", str(SPLIT / "train.txt"), "--augment",
-                                          str(args.augment), "--out", str(run))) else None
+                                          str(args.augment), *shlex.split(args.student_args),
+                                          "--out", str(run))) else None
 
     def predict(name: str, run: Path | None) -> None:
         if run is None:  # not trained in this run (--only)
