@@ -104,6 +104,22 @@ def test_graft_rows_output_from_the_command_line(tmp_path, ck, capsys):
                  "--rows", "output", "--out", str(tmp_path / "g3"), "--no-progress"]) == 2
 
 
+def test_graft_last_k_beyond_the_model_is_one_line_and_leaves_nothing(tmp_path, ck, capsys):
+    ck.build_bert(tmp_path / "bert")  # one layer: hidden states 0..1
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("中国人民\n", encoding="utf-8")
+    capsys.readouterr()  # the tiny checkpoint's own writing
+    assert main(["graft", "--source", str(tmp_path / "bert"), "--corpus", str(corpus), "--no-progress",
+                 "--rows", "output", "--contextual-last-k", "3", "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "last_k 3 is more hidden states than the model has: 0..1, so at most 2" in err
+    assert not (tmp_path / "g").exists()
+    from transformers.utils import logging as tf_logging
+
+    assert tf_logging.is_progress_bar_enabled()  # --no-progress silenced transformers' bars for the load only
+
+
 def test_graft_ngrams_holds_exact_and_composed_rows_that_train_takes(tmp_path, capsys):
     from safetensors.numpy import load_file
 

@@ -12,6 +12,8 @@ Nothing here imports torch or transformers at module level: the graft reads chec
 ``safetensors`` and ``tokenizers`` alone.
 """
 
+from contextlib import contextmanager
+
 
 def import_transformers(purpose: str):
     """The ``transformers`` module, or an ``ImportError`` saying what to install for ``purpose``."""
@@ -20,3 +22,22 @@ def import_transformers(purpose: str):
     except ImportError:
         raise ImportError(f"{purpose} needs transformers: pip install 'embgraft[hf]'") from None
     return transformers
+
+
+@contextmanager
+def library_bars(enabled: bool):
+    """With ``enabled`` False (``--no-progress``), transformers' own bars ("Loading weights") and the
+    hub's stay off while the body runs, so stderr holds only what embgraft says (an error: one
+    line); the setting is as it was afterwards."""
+    if enabled:
+        yield
+        return
+    from transformers.utils import logging as tf_logging
+
+    was_on = tf_logging.is_progress_bar_enabled()
+    tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            tf_logging.enable_progress_bar()

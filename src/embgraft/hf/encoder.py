@@ -9,7 +9,8 @@ length, right-padded, with the attention mask, so that a row never depends on it
 Pooling (:data:`POOLS`): ``mean`` over the entry's own pieces (specials left out), ``mean-all``
 over every position (specials too), ``cls`` the first position, ``last`` the last real position
 (decoders: the only position that has seen the whole entry). ``layer`` picks a hidden state (0 is
-the embedding output, -1 the last layer); ``last_k`` averages the last k layers instead.
+the embedding output, -1 the last layer); ``last_k`` averages the last k hidden states instead
+(the embedding output counts: at most n_layers + 1).
 
 Torch and transformers are imported inside functions only.
 """
@@ -24,6 +25,7 @@ import numpy as np
 
 from embgraft.console import progress_bar
 from embgraft.errors import ConfigError
+from embgraft.hf import library_bars
 
 POOLS = ("mean", "mean-all", "cls", "last")
 DEVICES = ("auto", "cpu", "cuda")
@@ -41,7 +43,8 @@ class ContextualConfig:
     layer: int = field(default=-1, metadata={
         "help": "hidden state to pool: 0 = embedding output, 1..L the layers, -1 the last"})
     last_k: int | None = field(default=None, metadata={
-        "help": "average the last K layers instead of one --layer"})
+        "help": "average the last K hidden states instead of one --layer (the embedding output "
+                "counts: at most the model's layers + 1)"})
     max_pieces: int = field(default=32, metadata={
         "help": "an entry's pieces (specials included) run through the encoder, at most"})
     batch_size: int = field(default=256, metadata={"help": "entries per forward pass"})
@@ -144,9 +147,10 @@ class Encoder:
         if dtype == "auto":
             dtype = "bfloat16" if self.device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
         self.dtype = dtype
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-        self.model = AutoModel.from_pretrained(str(path), trust_remote_code=trust_remote_code,
-                                               dtype=getattr(torch, dtype)).to(self.device).eval()
+        with library_bars(progress):
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+            self.model = AutoModel.from_pretrained(str(path), trust_remote_code=trust_remote_code,
+                                                   dtype=getattr(torch, dtype)).to(self.device).eval()
         cfg = self.model.config
         self.n_layers = int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer"))
         self.layer = layer_label(config.layer, config.last_k, self.n_layers)
