@@ -32,8 +32,9 @@ def test_cli_extends_bert_from_a_token_file(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["extend", "--model", str(tmp_path / "bert"), "--tokens", str(tmp_path / "new.txt"),
                  "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
     assert "mean-of-pieces" in printed and "北 (already in the vocabulary)" in printed
+    assert "Loading weights" in err  # transformers' own bar, which --no-progress (below) keeps off
 
     new_tok = transformers.AutoTokenizer.from_pretrained(out)
     new_model = transformers.AutoModel.from_pretrained(out)
@@ -61,7 +62,9 @@ def test_cli_extends_bert_from_a_token_file(tmp_path, capsys):
                  "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["extend", "--model", str(tmp_path / "bert"), "--tokens", str(tmp_path / "new.txt"),
-                 "--out", str(out), "--force"]) == 0
+                 "--out", str(out), "--force", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+    assert transformers.utils.logging.is_progress_bar_enabled()  # off for the load only
 
 
 def test_gpt2_stays_tied_and_rows_pad_to_a_multiple(tmp_path):

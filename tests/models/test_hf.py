@@ -49,6 +49,17 @@ def test_hf_own_tokenizer_trains_and_reloads_without_the_source(tiny_task, tiny_
     assert "encoder.embeddings.word_embeddings.weight" in state
 
 
+def test_no_progress_keeps_transformers_loading_bar_off(tiny_task, tiny_bert, capsys):
+    from embgraft.training.prepare import prepare
+
+    config = cfg(tiny_task, tiny_bert)
+    prepare(config, log=QUIET["log"], progress=True)
+    assert "Loading weights" in capsys.readouterr().err  # transformers' own bar, by default
+    prepare(config, log=QUIET["log"], progress=False)  # train --no-progress
+    assert "Loading weights" not in capsys.readouterr().err
+    assert transformers.utils.logging.is_progress_bar_enabled()  # off for the load only
+
+
 def test_train_layers_and_layer_wise_lr(tiny_bert):
     enc = transformers.AutoModel.from_pretrained(tiny_bert)
     model = HFClassifier(encoder=enc, n_classes=2, pad_id=0)

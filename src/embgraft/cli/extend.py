@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="writes the extended checkpoint (model, tokenizer) and extend_report.json")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (transformers' own included)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         corpus=args.corpus, top=args.top, level=args.level, fmt=args.corpus_format,
         text_column=args.text_column, user_dict=args.user_dict,
         pad_to_multiple_of=args.pad_to_multiple_of, revision=args.revision,
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, progress=not args.no_progress,
     )
     print(report.table())
     print(f"saved to {args.out} (report: {REPORT_FILE}) in {report.seconds:.2f}s")

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 from embgraft.console import format_table
 from embgraft.errors import CheckpointError, ConfigError, MalformedFileError
 from embgraft.files import OutputKind, atomic_dir, check_writable, write_json
-from embgraft.hf import import_transformers
+from embgraft.hf import import_transformers, library_bars
 from embgraft.hf.repository import Repository
 from embgraft.hf.tokenizer import SourceTokenizer
 from embgraft.text.vocab import Vocab
@@ -169,12 +169,14 @@ def extend(
     revision: str | None = None,
     trust_remote_code: bool = False,
     force: bool = False,
+    progress: bool = True,
 ) -> ExtendReport:
     """Add ``tokens`` (or the ``top`` most frequent ``level`` tokens of ``corpus`` that the
     tokenizer splits) to ``model`` (a directory or hub id) and save the result in ``out``.
 
     The input embedding goes from ``(rows_before, hidden)`` to ``(rows_after, hidden)``, where
     ``rows_after`` covers the new tokenizer and is rounded up to ``pad_to_multiple_of``.
+    ``progress`` False keeps transformers' bars (loading, writing) off.
     """
     started = time.perf_counter()
     inputs = [model, *([corpus] if isinstance(corpus, (str, os.PathLike)) else corpus or [])]
@@ -215,7 +217,8 @@ def extend(
     pieces = dict(zip((t for t, _ in chosen), view.pieces_batch([t for t, _ in chosen])))
     n_tokens_before = len(tok)
 
-    net = _load_model(directory, trust_remote_code=trust_remote_code)
+    with library_bars(progress):
+        net = _load_model(directory, trust_remote_code=trust_remote_code)
     emb = net.get_input_embeddings()
     rows_before = int(emb.weight.shape[0])
     n_added = tok.add_tokens([_added_token(view, t) for t, _ in chosen])
@@ -263,7 +266,8 @@ def extend(
                           pad_to_multiple_of=pad_to_multiple_of, output_head=output_head, added=added,
                           skipped=skipped, notes=list(view.notes))
     with atomic_dir(out, force=force, kind=EXTENDED, inputs=inputs) as tmp:
-        net.save_pretrained(tmp)
+        with library_bars(progress):  # transformers shows a bar for writing the shards too
+            net.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         report.seconds = time.perf_counter() - started
         write_json(tmp / REPORT_FILE, report.to_dict())

@@ -106,7 +106,7 @@ def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, r
     with exclusive(out) if d.main else contextlib.nullcontext():
         torch.manual_seed(config.seed)
         say = log if d.main else quiet
-        prep = prepare(config, log=say)
+        prep = prepare(config, log=say, progress=progress)
         soft = None  # (n_train, n_classes): the teachers' averaged probabilities, before anything is written
         if config.teachers:
             soft = torch.from_numpy(teacher_targets(config.teachers, prep.train_texts, prep.train.labels,

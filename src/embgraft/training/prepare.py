@@ -16,7 +16,7 @@ import numpy as np
 from embgraft.errors import ConfigError
 from embgraft.grafting.ngrams import add_ngram_rows
 from embgraft.grafting.result import GraftReport, GraftResult, Provenance
-from embgraft.hf import import_transformers
+from embgraft.hf import import_transformers, library_bars
 from embgraft.models import build_model, model_spec
 from embgraft.models.base import TextClassifier
 from embgraft.models.embedding import TokenEmbedding
@@ -230,20 +230,22 @@ def _static_model(config: TrainConfig, data: Labelled, *, more_texts: list[str] 
     return _Built(model, encoder, result, report, n_token_rows=n_token_rows)
 
 
-def load_encoder(spec: str, *, trust_remote_code: bool):
-    """The transformers ``AutoModel`` of ``spec`` (a directory or hub id), pretrained weights."""
+def load_encoder(spec: str, *, trust_remote_code: bool, progress: bool = True):
+    """The transformers ``AutoModel`` of ``spec`` (a directory or hub id), pretrained weights;
+    ``progress`` False keeps transformers' own loading bars off."""
     tf = import_transformers("model hf")
     try:
-        return tf.AutoModel.from_pretrained(spec, trust_remote_code=trust_remote_code)
+        with library_bars(progress):
+            return tf.AutoModel.from_pretrained(spec, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001 - transformers raises many kinds (a refused pickle among them)
         raise ConfigError(f"cannot load the encoder {spec!r}: {type(e).__name__}: {e}".splitlines()[0]) from None
 
 
-def _hf_model(config: TrainConfig, data: Labelled) -> _Built:
+def _hf_model(config: TrainConfig, data: Labelled, *, progress: bool) -> _Built:
     """An ``hf`` encoder, with a grafted input table fed as ``inputs_embeds`` (texts through the
     graft's recipe) or its own (texts through its own tokenizer)."""
     tf = import_transformers("model hf")
-    encoder = load_encoder(config.hf_model, trust_remote_code=config.trust_remote_code)
+    encoder = load_encoder(config.hf_model, trust_remote_code=config.trust_remote_code, progress=progress)
     hidden = encoder.config.hidden_size
     built = _Built(model=None, encoder=None, encoder_config=encoder.config)
     if config.graft is not None:
@@ -257,7 +259,9 @@ def _hf_model(config: TrainConfig, data: Labelled) -> _Built:
         built.encoder = TextEncoder(result.vocab, recipe)
         pad_id = result.vocab.pad_id
     else:
-        built.tokenizer = tf.AutoTokenizer.from_pretrained(config.hf_model, trust_remote_code=config.trust_remote_code)
+        with library_bars(progress):
+            built.tokenizer = tf.AutoTokenizer.from_pretrained(config.hf_model,
+                                                               trust_remote_code=config.trust_remote_code)
         built.encoder = HFTextEncoder(built.tokenizer, max_len=resolved_max_len(config.max_len, None, config.model))
         embedding, pad_id = None, built.encoder.vocab.pad_id
     model = HFClassifier(encoder=encoder, n_classes=len(data.labels), pad_id=pad_id, embedding=embedding,
@@ -269,10 +273,12 @@ def _hf_model(config: TrainConfig, data: Labelled) -> _Built:
     return built
 
 
-def prepare(config: TrainConfig, *, log=print) -> Prepared:
+def prepare(config: TrainConfig, *, log=print, progress: bool = True) -> Prepared:
+    """The data read, the model built and every split encoded: what training needs. ``progress``
+    False keeps the libraries' bars off as well (transformers' while an hf encoder loads)."""
     data = read_labelled(config, log=log)
     unlabelled = read_unlabelled(config.unlabelled).texts if config.unlabelled else []
-    built = (_hf_model(config, data) if model_spec(config.model).hf
+    built = (_hf_model(config, data, progress=progress) if model_spec(config.model).hf
              else _static_model(config, data, more_texts=unlabelled))
     (train_ex, y_train), (dev_ex, y_dev), (test_ex, y_test) = data.splits
     copies = _augmented(config, train_ex.texts, built) if config.augment else []
