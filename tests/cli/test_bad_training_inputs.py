@@ -188,6 +188,7 @@ def test_two_trainings_into_one_directory_are_not_mixed(tiny_task, tmp_path):
     ("--embedding-lr", "nan", "embedding_lr must be a finite number"),
     ("--grad-clip", "nan", "grad_clip must be a finite number"),
     ("--distill-temperature", "inf", "distill_temperature must be a finite number"),
+    ("--distill-loss", "l2", "distill_loss must be one of ['kl', 'mse'], not 'l2'"),
 ])
 def test_non_finite_and_absurd_numbers_are_refused(tiny_task, tmp_path, capsys, flag, value, says):
     """[f07 f08 f09 f10 f11 f14]"""

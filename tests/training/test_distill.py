@@ -7,7 +7,8 @@ import torch
 
 from embgraft.training.classifier import Classifier
 from embgraft.training.config import TrainConfig
-from embgraft.training.distill import distill_loss, teacher_targets
+from embgraft.training.distill import teacher_targets
+from embgraft.training.losses import distill_loss, distill_loss_mse, distill_loss_multilabel_mse
 from embgraft.errors import ConfigError
 from embgraft.training.loop import train
 
@@ -37,6 +38,32 @@ def test_distill_loss_is_t_squared_kl_of_the_softened_student():
     assert torch.allclose(distill_loss(logits, soft, temperature=2.0), expected)
     # nothing to learn when the student already predicts the teachers' distribution
     assert distill_loss(2 * soft.log(), soft, temperature=2.0).abs() < 1e-6
+
+
+def test_the_mse_loss_compares_centred_logits_with_the_teachers_log_probabilities():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    soft = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    z = logits - logits.mean(dim=1, keepdim=True)
+    t = soft.log() - soft.log().mean(dim=1, keepdim=True)
+    assert torch.allclose(distill_loss_mse(logits, soft), ((z - t) ** 2).mean())
+    assert float(distill_loss_mse(logits, soft)) == pytest.approx(0.8373, abs=1e-4)  # by hand: (0.5879 + 4.4356) / 6
+    # the teacher's own logits, shifted by any constant per text, leave nothing to learn
+    assert distill_loss_mse(soft.log() + torch.tensor([[3.0], [-7.0]]), soft).abs() < 1e-6
+    with pytest.raises(ValueError, match="takes no temperature"):
+        distill_loss_mse(logits, soft, temperature=2.0)
+
+
+def test_the_multi_label_mse_loss_compares_per_label_logits():
+    logits = torch.tensor([[2.0, -1.0], [0.0, 3.0]])
+    soft = torch.tensor([[0.9, 0.2], [0.5, 1.0]])  # a probability of 1: held at 1 - 1e-7, a finite logit
+    s = soft.clamp(1e-7, 1 - 1e-7)
+    expected = ((logits - torch.log(s / (1 - s))) ** 2).mean()
+    assert torch.allclose(distill_loss_multilabel_mse(logits, soft), expected)
+    assert torch.isfinite(expected)
+    # per-label logits are not shift-invariant: the teacher's own are the only zero
+    teacher = torch.log(s / (1 - s))
+    assert distill_loss_multilabel_mse(teacher, soft).abs() < 1e-6
+    assert distill_loss_multilabel_mse(teacher + 1, soft) == pytest.approx(1.0)
 
 
 def test_teacher_targets_reorder_classes_soften_and_average(tiny_task, teacher):
@@ -72,17 +99,20 @@ def _swap_labels(src, dst):
     return dst
 
 
-def test_a_student_with_distill_weight_1_learns_the_teacher_not_the_labels(tiny_task, teacher, tmp_path):
+@pytest.mark.parametrize("loss, temperature", [("kl", 2.0), ("mse", 1.0)])
+def test_a_student_with_distill_weight_1_learns_the_teacher_not_the_labels(tiny_task, teacher, tmp_path, loss,
+                                                                           temperature):
     swapped = _swap_labels(tiny_task["train"], tmp_path / "swapped.tsv")
     # every training label is wrong: from the labels alone the student learns the opposite classes ...
     alone = train(like(teacher, train=str(swapped)), out=tmp_path / "alone", **QUIET)
     assert alone.metrics["test"]["accuracy"] < 0.1
-    # ... from the teacher alone it learns the right ones
+    # ... from the teacher alone it learns the right ones, with either distillation loss
     student = train(like(teacher, train=str(swapped), teachers=(str(teacher),), distill_weight=1.0,
-                         distill_temperature=2.0), out=tmp_path / "student", **QUIET)
+                         distill_temperature=temperature, distill_loss=loss), out=tmp_path / "student", **QUIET)
     assert student.metrics["test"]["accuracy"] > 0.9
     saved = json.loads((tmp_path / "student" / "config.json").read_text(encoding="utf-8"))
     assert saved["teachers"] == [str(teacher)] and saved["distill_weight"] == 1.0
+    assert saved["distill_loss"] == loss
 
 
 def test_a_bad_teacher_is_refused_before_the_run_directory_is_written(tiny_task, teacher, tmp_path):
@@ -96,6 +126,12 @@ def test_distillation_settings_are_validated_with_the_rest():
         TrainConfig(train="t", dev="d", distill_weight=1.5, distill_temperature=0)
     assert "distill_weight must be in [0, 1], not 1.5" in str(e.value)
     assert "distill_temperature must be a positive number, not 0" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(train="t", dev="d", distill_loss="l2", distill_weight=2)
+    assert "distill_loss must be one of ['kl', 'mse'], not 'l2'" in str(e.value)
+    assert "distill_weight must be in [0, 1], not 2" in str(e.value)  # all problems in one message
+    with pytest.raises(ConfigError, match="distill_temperature is for the kl loss: .* leave it at 1, not 2"):
+        TrainConfig(train="t", dev="d", distill_loss="mse", distill_temperature=2)
     assert TrainConfig(train="t", dev="d", teachers="a,b").teachers == ("a", "b")
 
 

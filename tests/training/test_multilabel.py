@@ -263,10 +263,11 @@ def test_class_weights_and_focal_loss_apply_to_labels(ml_task, tmp_path, capsys)
     assert metrics["focal_gamma"] == 2.0 and set(metrics["class_weights"]) == set(_CHARS)
 
 
+@pytest.mark.parametrize("loss", ["kl", "mse"])
 def test_a_student_learns_label_sets_from_a_multi_label_teacher_over_unlabelled_text(ml_run, ml_task, tmp_path,
-                                                                                     capsys):
+                                                                                     capsys, loss):
     """The student sees 12 labelled texts, all of them 体育 alone; the unlabelled texts carry the
-    rest, and only the teacher's per-label probabilities say what they hold."""
+    rest, and only the teacher's per-label probabilities (or their logits, ``mse``) say what they hold."""
     rows = [json.loads(x) for x in ml_task["train"].read_text(encoding="utf-8").splitlines()]
     few = tmp_path / "few.jsonl"
     sports = [r for r in rows if r["label"] == ["体育"]][:12]
@@ -282,8 +283,8 @@ def test_a_student_learns_label_sets_from_a_multi_label_teacher_over_unlabelled_
     classes.write_text("体育\n科技\n财经\n", encoding="utf-8")
     common += ["--classes", str(classes)]
     assert main(["train", *common, "--out", str(tmp_path / "alone")]) == 0
-    assert main(["train", *common, "--teachers", str(ml_run), "--distill-weight", "1", "--unlabelled",
-                 str(unlabelled), "--out", str(tmp_path / "student")]) == 0
+    assert main(["train", *common, "--teachers", str(ml_run), "--distill-weight", "1", "--distill-loss", loss,
+                 "--unlabelled", str(unlabelled), "--out", str(tmp_path / "student")]) == 0
     capsys.readouterr()
     alone = json.loads((tmp_path / "alone" / "metrics.json").read_text(encoding="utf-8"))["test"]
     student = json.loads((tmp_path / "student" / "metrics.json").read_text(encoding="utf-8"))["test"]

@@ -22,6 +22,7 @@ from embgraft.models.spec import MODELS
 from embgraft.text.corpus import FORMAT_ALIASES, first_undecodable_line
 from embgraft.text.tokenize import TOKENIZERS
 from embgraft.training.data import ON_BAD_ROW
+from embgraft.training.losses import DISTILL_LOSSES
 
 # the choice tables every training setting is validated against
 EMBEDDING_MODES = ("full", "frozen", "partial", "gradual")
@@ -177,7 +178,10 @@ class TrainConfig:
                            "deleted, replaced by a graft neighbour, or cut to a window; Tang et al. 2019), scored "
                            "by the teachers and learnt from their predictions alone")
     distill_weight: float = knob(0.5, "with --teachers: the teachers' share of the loss, the labels get the rest")
-    distill_temperature: float = knob(1.0, "with --teachers: softmax temperature of teachers and student")
+    distill_temperature: float = knob(1.0, "with --teachers and --distill-loss kl: softmax temperature of teachers "
+                                           "and student")
+    distill_loss: str = knob("kl", "with --teachers: kl (the softened probabilities, Hinton et al. 2015) | mse "
+                                   "(the logits, each text's centred; Ba & Caruana 2014, Tang et al. 2019)")
     # --- runtime
     seed: int = knob(0, "random seed")
     device: str = knob("auto", "auto | cpu | cuda")
@@ -423,6 +427,10 @@ def _check_distillation(c: TrainConfig) -> list[str]:
                  "transformer students, not hf")
     if c.distill_temperature > MAX_TEMPERATURE:
         p.append(f"distill_temperature must be at most {MAX_TEMPERATURE:g}, not {c.distill_temperature:g}")
+    p.choice("distill_loss", tuple(DISTILL_LOSSES))
+    if c.distill_loss == "mse" and c.distill_temperature != 1:
+        p.append(f"distill_temperature is for the kl loss: mse compares logits unsoftened, so leave it at 1, not "
+                 f"{c.distill_temperature:g}")
     return p
 
 

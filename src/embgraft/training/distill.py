@@ -2,12 +2,20 @@
 
 ``--teachers RUN,...`` (one or more run directories) scores the training texts once with each run,
 averages their class probabilities (softened by ``--distill-temperature``), and the training
-loss becomes ``(1 - w) * cross-entropy(gold) + w * T² * KL(teachers || student)`` with
-``w = --distill-weight`` (Hinton et al. 2015). Averaging several seeds' runs distils their
-ensemble into one model of the student's size and speed.
+loss becomes ``(1 - w) * cross-entropy(gold) + w * D`` with ``w = --distill-weight``. The
+distillation term ``D`` is ``--distill-loss``'s (``losses.DISTILL_LOSSES``):
 
-Multi-label: the teachers' per-label probabilities, each softened as ``sigmoid(logit / T)``, and
-the term is the binary KL divergence per label, averaged over texts and labels.
+* ``kl``: ``T² * KL(teachers || student)`` of the softened probabilities (Hinton et al. 2015);
+* ``mse``: the mean squared difference of the student's logits and the teachers' (Ba & Caruana
+  2014; Tang et al. 2019 found it the better objective for small students). A softmax does not
+  see a constant added to a row, so both rows are centred first; the teachers' logits are the
+  log of their averaged probabilities, which for one teacher are its own logits up to that constant.
+
+Averaging several seeds' runs distils their ensemble into one model of the student's size and speed.
+
+Multi-label: the teachers' per-label probabilities, each softened as ``sigmoid(logit / T)``; ``kl``
+is the binary KL divergence per label, ``mse`` compares per-label logits ``log(p / (1 - p))``,
+both averaged over texts and labels.
 """
 
 from __future__ import annotations
@@ -76,26 +84,3 @@ def _teacher_targets(runs, texts, labels, class_names, *, temperature: float, tr
             "training texts")
     return (total / len(runs)).astype(np.float32)
 
-
-def distill_loss(logits, soft, *, temperature: float):
-    """``T² * KL(soft || softmax(logits / T))``, averaged over the batch.
-
-    ``logits`` (B, C) float; ``soft`` (B, C) the teachers' probabilities at ``T``. The ``T²``
-    keeps the gradient's size independent of ``T`` (Hinton et al.).
-    """
-    import torch.nn.functional as F
-
-    log_p = F.log_softmax(logits / temperature, dim=-1)
-    return F.kl_div(log_p, soft, reduction="batchmean") * temperature ** 2
-
-
-def distill_loss_multilabel(logits, soft, *, temperature: float):
-    """``T² *`` the binary KL divergence of ``sigmoid(logits / T)`` from the teachers' ``soft``
-    (B, C) per-label probabilities at ``T``, averaged over texts and labels (0 where they agree)."""
-    import torch
-    import torch.nn.functional as F
-
-    bce = F.binary_cross_entropy_with_logits(logits / temperature, soft, reduction="none")
-    s = soft.clamp(1e-12, 1 - 1e-12)
-    entropy = -(s * torch.log(s) + (1 - s) * torch.log1p(-s))
-    return (bce - entropy).mean() * temperature ** 2

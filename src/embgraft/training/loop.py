@@ -31,8 +31,8 @@ from embgraft.training.batches import batch_order, batches, pool_windows, predic
 from embgraft.training.config import TrainConfig
 from embgraft.training.devices import (Dist, amp_dtype, end_distributed, init_distributed, pick_device,
                                        release_freed_memory)
-from embgraft.training.distill import distill_loss, distill_loss_multilabel, teacher_targets
-from embgraft.training.losses import class_weights, labelled, task_loss
+from embgraft.training.distill import teacher_targets
+from embgraft.training.losses import DISTILL_LOSSES, class_weights, labelled, task_loss
 from embgraft.training.multilabel import multilabel_scores, sigmoid, tune_thresholds
 from embgraft.training.optim import Schedule, build_optimizers, set_lr, warmup_steps
 from embgraft.training.prepare import Prepared, prepare
@@ -277,7 +277,7 @@ def _run_epoch(run: _Run, epoch: int) -> tuple[float, int, float]:
             loss = task_loss(logits.float(), labels, weight=run.class_weight, gamma=config.focal_gamma,
                              label_smoothing=config.label_smoothing)
         if run.soft is not None:  # distillation: the teachers' averaged predictions for these texts
-            kd = (distill_loss_multilabel if prep.multi_label else distill_loss)(
+            kd = DISTILL_LOSSES[config.distill_loss][prep.multi_label](
                 logits.float(), run.soft[torch.from_numpy(idx)].to(run.device), temperature=config.distill_temperature)
             loss = (1 - config.distill_weight) * loss + config.distill_weight * kd
         for opt in optimizers:

@@ -1,5 +1,6 @@
 """The classification loss: cross-entropy, optionally weighted per class and focal; multi-label,
-binary cross-entropy per label, weighted and focal the same way.
+binary cross-entropy per label, weighted and focal the same way. And the distillation terms
+(``--distill-loss``, :data:`DISTILL_LOSSES`; the teachers' targets come from ``distill.py``).
 
 With neither class weights nor ``gamma`` it is ``F.cross_entropy`` (multi-label:
 ``F.binary_cross_entropy_with_logits``) itself, so runs without them train bit for bit as before.
@@ -108,3 +109,60 @@ def task_loss(logits, labels, *, weight=None, gamma: float = 0.0, label_smoothin
     if labels.dim() == 2:
         return multilabel_loss(logits, labels, pos_weight=weight, gamma=gamma, label_smoothing=label_smoothing)
     return classification_loss(logits, labels, weight=weight, gamma=gamma, label_smoothing=label_smoothing)
+
+
+def distill_loss(logits, soft, *, temperature: float):
+    """``T² * KL(soft || softmax(logits / T))``, averaged over the batch.
+
+    ``logits`` (B, C) float; ``soft`` (B, C) the teachers' probabilities at ``T``. The ``T²``
+    keeps the gradient's size independent of ``T`` (Hinton et al.).
+    """
+    import torch.nn.functional as F
+
+    log_p = F.log_softmax(logits / temperature, dim=-1)
+    return F.kl_div(log_p, soft, reduction="batchmean") * temperature ** 2
+
+
+def distill_loss_multilabel(logits, soft, *, temperature: float):
+    """``T² *`` the binary KL divergence of ``sigmoid(logits / T)`` from the teachers' ``soft``
+    (B, C) per-label probabilities at ``T``, averaged over texts and labels (0 where they agree)."""
+    import torch
+    import torch.nn.functional as F
+
+    bce = F.binary_cross_entropy_with_logits(logits / temperature, soft, reduction="none")
+    s = soft.clamp(1e-12, 1 - 1e-12)
+    entropy = -(s * torch.log(s) + (1 - s) * torch.log1p(-s))
+    return (bce - entropy).mean() * temperature ** 2
+
+
+def distill_loss_mse(logits, soft, *, temperature: float = 1.0):
+    """Mean over the batch and the classes of ``(z - mean(z) - (t - mean(t)))²``, ``z`` the
+    student's ``logits`` (B, C) and ``t = log(soft)`` the teachers' logits recovered from their
+    averaged probabilities ``soft`` (B, C) (each row's mean removed: a softmax ignores it).
+    ``temperature`` must be 1 (the config refuses another): logits are compared unsoftened."""
+    import torch
+
+    if temperature != 1:
+        raise ValueError(f"the mse distillation loss compares logits and takes no temperature, not {temperature:g}")
+    t = torch.log(soft.clamp_min(1e-12))
+    z = logits - logits.mean(dim=-1, keepdim=True)
+    return ((z - (t - t.mean(dim=-1, keepdim=True))) ** 2).mean()
+
+
+def distill_loss_multilabel_mse(logits, soft, *, temperature: float = 1.0):
+    """Mean over texts and labels of ``(z - log(s / (1 - s)))²``, ``z`` the student's per-label
+    ``logits`` (B, C), ``s`` the teachers' averaged per-label probabilities ``soft`` (B, C), held
+    inside ``[1e-7, 1 - 1e-7]`` (a float32 probability of 1 has no finite logit)."""
+    import torch
+
+    if temperature != 1:
+        raise ValueError(f"the mse distillation loss compares logits and takes no temperature, not {temperature:g}")
+    s = soft.clamp(1e-7, 1 - 1e-7)
+    return ((logits - (torch.log(s) - torch.log1p(-s))) ** 2).mean()
+
+
+# --distill-loss NAME -> (single-label loss, multi-label loss), each (logits, soft, *, temperature) -> scalar
+DISTILL_LOSSES = {
+    "kl": (distill_loss, distill_loss_multilabel),
+    "mse": (distill_loss_mse, distill_loss_multilabel_mse),
+}
