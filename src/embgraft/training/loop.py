@@ -96,11 +96,10 @@ def train(config: TrainConfig, *, out: str | os.PathLike, force: bool = False, r
         torch.set_num_threads(config.threads)
     if resume:
         rundir.check_resumable(out, config)
-    elif not d.main:  # only rank 0 writes: by the time another rank got here it may have made out already
-        pass
-    elif os.path.lexists(out) and not force:
-        raise OutputExistsError(f"{out} exists; pass --force to overwrite it or --resume to continue it")
-    else:  # a run directory is the only thing --force replaces, and never an input
+    elif d.main:  # only rank 0 writes: by the time another rank got here it may have made out already
+        if os.path.lexists(out) and not force:
+            raise OutputExistsError(f"{out} exists; pass --force to overwrite it or --resume to continue it")
+        # a run directory is the only thing --force replaces, and never an input
         check_writable(out, force=force, kind=rundir.RUN_DIR, inputs=rundir.config_inputs(config))
     device = pick_device(config.device, d)
     amp = amp_dtype(config.amp, device)

@@ -230,22 +230,20 @@ def _static_model(config: TrainConfig, data: Labelled, *, more_texts: list[str] 
     return _Built(model, encoder, result, report, n_token_rows=n_token_rows)
 
 
-def load_encoder(spec: str, *, trust_remote_code: bool, progress: bool = True):
-    """The transformers ``AutoModel`` of ``spec`` (a directory or hub id), pretrained weights;
-    ``progress`` False keeps transformers' own loading bars off."""
+def load_encoder(spec: str, *, trust_remote_code: bool):
+    """The transformers ``AutoModel`` of ``spec`` (a directory or hub id), pretrained weights."""
     tf = import_transformers("model hf")
     try:
-        with library_bars(progress):
-            return tf.AutoModel.from_pretrained(spec, trust_remote_code=trust_remote_code)
+        return tf.AutoModel.from_pretrained(spec, trust_remote_code=trust_remote_code)
     except Exception as e:  # noqa: BLE001 - transformers raises many kinds (a refused pickle among them)
         raise ConfigError(f"cannot load the encoder {spec!r}: {type(e).__name__}: {e}".splitlines()[0]) from None
 
 
-def _hf_model(config: TrainConfig, data: Labelled, *, progress: bool) -> _Built:
+def _hf_model(config: TrainConfig, data: Labelled) -> _Built:
     """An ``hf`` encoder, with a grafted input table fed as ``inputs_embeds`` (texts through the
     graft's recipe) or its own (texts through its own tokenizer)."""
     tf = import_transformers("model hf")
-    encoder = load_encoder(config.hf_model, trust_remote_code=config.trust_remote_code, progress=progress)
+    encoder = load_encoder(config.hf_model, trust_remote_code=config.trust_remote_code)
     hidden = encoder.config.hidden_size
     built = _Built(model=None, encoder=None, encoder_config=encoder.config)
     if config.graft is not None:
@@ -259,9 +257,7 @@ def _hf_model(config: TrainConfig, data: Labelled, *, progress: bool) -> _Built:
         built.encoder = TextEncoder(result.vocab, recipe)
         pad_id = result.vocab.pad_id
     else:
-        with library_bars(progress):
-            built.tokenizer = tf.AutoTokenizer.from_pretrained(config.hf_model,
-                                                               trust_remote_code=config.trust_remote_code)
+        built.tokenizer = tf.AutoTokenizer.from_pretrained(config.hf_model, trust_remote_code=config.trust_remote_code)
         built.encoder = HFTextEncoder(built.tokenizer, max_len=resolved_max_len(config.max_len, None, config.model))
         embedding, pad_id = None, built.encoder.vocab.pad_id
     model = HFClassifier(encoder=encoder, n_classes=len(data.labels), pad_id=pad_id, embedding=embedding,
@@ -278,8 +274,11 @@ def prepare(config: TrainConfig, *, log=print, progress: bool = True) -> Prepare
     False keeps the libraries' bars off as well (transformers' while an hf encoder loads)."""
     data = read_labelled(config, log=log)
     unlabelled = read_unlabelled(config.unlabelled).texts if config.unlabelled else []
-    built = (_hf_model(config, data, progress=progress) if model_spec(config.model).hf
-             else _static_model(config, data, more_texts=unlabelled))
+    if model_spec(config.model).hf:
+        with library_bars(progress):  # transformers' own bars, while the encoder and tokenizer load
+            built = _hf_model(config, data)
+    else:
+        built = _static_model(config, data, more_texts=unlabelled)
     (train_ex, y_train), (dev_ex, y_dev), (test_ex, y_test) = data.splits
     copies = _augmented(config, train_ex.texts, built) if config.augment else []
     unlabelled = unlabelled + copies
