@@ -104,6 +104,41 @@ def test_graft_rows_output_from_the_command_line(tmp_path, ck, capsys):
                  "--rows", "output", "--out", str(tmp_path / "g3"), "--no-progress"]) == 2
 
 
+def test_graft_rows_in_the_corpus_context_from_the_command_line(tmp_path, ck, capsys):
+    """--contextual-context corpus runs --corpus's texts: each char's row is its mean over them; the
+    n-gram and word rows too; a --vocab without --corpus is one line, exit 2."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from embgraft.grafting.result import GraftResult
+    from embgraft.hf.encoder import ContextualConfig
+    from embgraft.sources.checkpoint import CheckpointSource
+
+    ck.build_bert(tmp_path / "bert")
+    corpus = tmp_path / "c.txt"
+    texts = ["北京大学的学生", "中国人民"]
+    corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    base = ["graft", "--source", str(tmp_path / "bert"), "--no-progress", "--rows", "output",
+            "--contextual-context", "corpus", "--contextual-scale-to", "none"]
+    assert main([*base, "--corpus", str(corpus), "--ngrams", "2", "--out", str(tmp_path / "g")]) == 0
+    assert "contextual:corpus@1" in capsys.readouterr().out
+    result = GraftResult.load(tmp_path / "g")
+    want = CheckpointSource(tmp_path / "bert", rows="output", progress=False, contexts=texts,
+                            contextual=ContextualConfig(context="corpus", scale_to="none", device="cpu")
+                            ).lookup(["学", "北京"])
+    i = result.vocab.tokens.index("学")
+    assert result.provenance[i].method == "contextual:corpus@1"
+    np.testing.assert_array_equal(result.weights[i], want["学"])
+    ngrams = load_file(str(tmp_path / "g" / "ngrams.safetensors"))
+    assert any(np.array_equal(row, want["北京"]) for row in ngrams[next(iter(ngrams))])
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("<pad>\n<unk>\n北\n京\n", encoding="utf-8")
+    assert main([*base, "--vocab", str(vocab), "--out", str(tmp_path / "g2")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--contextual-context corpus runs the corpus's texts" in err
+    assert not (tmp_path / "g2").exists()
+
+
 def test_graft_last_k_beyond_the_model_is_one_line_and_leaves_nothing(tmp_path, ck, capsys):
     ck.build_bert(tmp_path / "bert")  # one layer: hidden states 0..1
     corpus = tmp_path / "c.txt"

@@ -86,3 +86,22 @@ def test_input_rows_are_the_embedding_table_rows_exactly(reference):
     assert prov[WORD].method == "composed:mean"
     composed = table[tok.convert_tokens_to_ids(list(WORD))].astype(np.float64).mean(0).astype(np.float32)
     np.testing.assert_allclose(result.weights[vocab.index(WORD)], composed, rtol=0, atol=1e-7)
+
+
+def test_rows_in_the_corpus_context_are_the_mean_over_the_occurrences(reference):
+    """``context="corpus"``: 基金经理 appears in two titles; its row is the mean, over both, of the
+    last hidden states of its four pieces there (each title run alone through transformers)."""
+    tok, model, _ = reference
+    texts = ["基金经理看好下半年股市", "新基金经理上任", "北京下雪"]
+    src = CheckpointSource(M3E, rows="output", progress=False, contexts=texts,
+                           contextual=ContextualConfig(context="corpus", scale_to="none", device="cpu"))
+    got = src.lookup([WORD, "北京", "足球"])
+    means = []
+    for text in texts[:2]:
+        with torch.no_grad():
+            h = model(**tok(text, return_tensors="pt")).last_hidden_state[0, 1:-1]
+        start = text.index(WORD)
+        means.append(h[start:start + len(WORD)].mean(0))
+    np.testing.assert_allclose(got[WORD], torch.stack(means).mean(0).numpy(), rtol=1e-4, atol=1e-5)
+    assert (src.method_of(WORD), src.method_of("北京"), src.method_of("足球")) == (
+        "contextual:corpus@4", "contextual:corpus@4", "contextual:mean@4")  # 足球 appears nowhere: alone

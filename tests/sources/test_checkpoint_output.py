@@ -157,3 +157,99 @@ def test_output_rows_are_asked_for_the_vocabulary_first_and_pieces_only_for_the_
     assert len(asked) == 1 and words <= asked[0] and not ({"北", "京", "大", "学", "生"} & asked[0])
     assert {result.provenance[vocab.tokens.index(w)].stage for w in words} == {"contextual"}
     assert src.scan.contextual["n_entries"] >= 4 and src.scan.contextual["scale_factor"] > 0
+
+
+# -- context corpus: an entry's row is its mean over the places it appears ------------------------------
+CONTEXTS = ["北京大学生", "我们的天气很好", "中国人民在北京", "公园"]
+
+
+def _in_context_reference(model, tok, entry, texts):
+    """The mean over every occurrence of ``entry`` in ``texts`` of its pieces' last hidden states,
+    each text run alone (a tiny BERT-Chinese: one piece per character)."""
+    means = []
+    for text in texts:
+        with torch.no_grad():
+            h = model(**tok(text, return_tensors="pt")).last_hidden_state[0, 1:-1]
+        start = text.find(entry)
+        while start != -1:
+            means.append(h[start:start + len(entry)].mean(0))
+            start = text.find(entry, start + 1)
+    return torch.stack(means).mean(0).numpy()
+
+
+def test_in_context_row_is_the_mean_over_its_occurrences(bert):
+    d, model, tok = bert
+    src = CheckpointSource(d, rows="output", progress=False, contexts=CONTEXTS,
+                           contextual=ContextualConfig(context="corpus", scale_to="none", device="cpu", batch_size=2))
+    got = src.lookup(["北京", "京", "天气", "中国人民"])
+    for entry in ("北京", "京", "天气", "中国人民"):
+        np.testing.assert_allclose(got[entry], _in_context_reference(model, tok, entry, CONTEXTS),
+                                   rtol=1e-5, atol=1e-6)
+    assert src.method_of("北京") == "contextual:corpus@1"
+    # two texts hold 北京: its row is not the row of either text alone
+    assert not np.allclose(got["北京"], _in_context_reference(model, tok, "北京", CONTEXTS[:1]), atol=1e-4)
+    ctx = src.scan.contextual["in_context"]
+    assert (ctx["n_entries"], ctx["n_texts"], ctx["n_occurrences"]) == (4, 3, 6)
+
+
+def test_in_context_row_does_not_depend_on_its_batch_or_the_other_entries(bert):
+    d, _, _ = bert
+    rows = []
+    for batch_size, entries in ((1, ["北京"]), (3, ["北京", "公园", "我们", "好"])):
+        src = CheckpointSource(d, rows="output", progress=False, contexts=CONTEXTS,
+                               contextual=ContextualConfig(context="corpus", scale_to="none", device="cpu",
+                                                           batch_size=batch_size))
+        rows.append(src.lookup(entries)["北京"])
+    np.testing.assert_allclose(rows[0], rows[1], rtol=1e-5, atol=1e-6)
+
+
+def test_an_entry_absent_from_the_corpus_runs_alone(bert):
+    d, model, tok = bert
+    src = CheckpointSource(d, rows="output", progress=False, contexts=CONTEXTS,
+                           contextual=ContextualConfig(context="corpus", scale_to="none", device="cpu"))
+    got = src.lookup(["北京", "你"])
+    np.testing.assert_allclose(got["你"], _reference(model, tok, "你", "mean"), rtol=1e-5, atol=1e-6)
+    assert (src.method_of("你"), src.method_of("北京")) == ("contextual:mean@1", "contextual:corpus@1")
+    assert src.scan.contextual["n_entries"] == 1 and src.scan.contextual["in_context"]["n_entries"] == 1
+
+
+def test_in_context_rows_of_a_decoder(tmp_path, ck):
+    """Byte-level BPE: a piece may cover part of a character, or several; an occurrence starts and
+    ends on piece boundaries, and its row is the mean of the pieces between."""
+    model, tok = ck.build_gpt2(tmp_path)
+    texts = ["我们是中国人", "北京欢迎你"]
+    src = CheckpointSource(tmp_path, rows="output", progress=False, contexts=texts,
+                           contextual=ContextualConfig(context="corpus", pool="last", scale_to="none", device="cpu"))
+    got = src.lookup(["我们是中国人", "北京欢迎你"])
+    for text in texts:
+        with torch.no_grad():
+            h = model.transformer(**tok(text, return_tensors="pt")).last_hidden_state[0]
+        np.testing.assert_allclose(got[text], h.mean(0).numpy(), rtol=1e-5, atol=1e-5)
+    assert src.method_of(texts[0]) == "contextual:corpus@1"
+
+
+def test_context_corpus_needs_its_texts_and_they_need_it(bert):
+    with pytest.raises(ConfigError, match="context corpus needs the corpus's texts"):
+        CheckpointSource(bert[0], rows="output", contextual=ContextualConfig(context="corpus"))
+    with pytest.raises(ConfigError, match="contexts are read only with"):
+        CheckpointSource(bert[0], rows="output", contextual=ContextualConfig(), contexts=CONTEXTS)
+    with pytest.raises(ConfigError, match="context must be one of.*context_pieces must be >= 2"):
+        ContextualConfig(context="document", context_pieces=1)
+
+
+def test_graft_counts_rows_from_the_corpus_and_rows_alone(bert, tmp_path):
+    from embgraft.grafting.cascade import graft
+    from embgraft.text.vocab import Vocab
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("北京 大学生\n中国人民 天气\n", encoding="utf-8")
+    vocab = Vocab.from_corpus(corpus, level="space")
+    texts = corpus.read_text(encoding="utf-8").splitlines()
+    src = CheckpointSource(bert[0], rows="output", progress=False, contexts=texts[:1],
+                           contextual=ContextualConfig(context="corpus", device="cpu"))
+    result = graft(vocab, [src])
+    methods = {w: result.provenance[vocab.tokens.index(w)].method for w in ("北京", "大学生", "中国人民", "天气")}
+    assert methods == {"北京": "contextual:corpus@1", "大学生": "contextual:corpus@1",
+                       "中国人民": "contextual:mean@1", "天气": "contextual:mean@1"}
+    assert result.report.methods["contextual:corpus@1"]["n_types"] == 2
+    assert result.report.methods["contextual:mean@1"]["n_types"] == 2

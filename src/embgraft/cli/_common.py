@@ -102,7 +102,8 @@ def add_graft_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # ContextualConfig field -> how its flag's text is read
-_CONTEXTUAL_TYPES = {"layer": int, "last_k": int, "max_pieces": int, "batch_size": int, "sif": float}
+_CONTEXTUAL_TYPES = {"layer": int, "last_k": int, "max_pieces": int, "batch_size": int, "sif": float,
+                     "context_pieces": int}
 
 
 def add_contextual_arguments(p: argparse.ArgumentParser) -> None:
@@ -148,13 +149,16 @@ def graft_config_from_args(args: argparse.Namespace):
     )
 
 
-def open_sources(args: argparse.Namespace, config) -> list:
+def open_sources(args: argparse.Namespace, config, *, contexts=None) -> list:
+    """The ``--source`` readers; ``contexts``, the corpus's texts, for ``--contextual-context corpus``."""
     from embgraft.sources import open_source
 
     extra = {k: getattr(args, k, None) for k in ("tensor_key", "revision", "trust_remote_code")}
     contextual = contextual_from_args(args)
     if contextual is not None:  # only checkpoints take these: another source says so
         extra.update(rows="output", contextual=contextual)
+        if contextual.context == "corpus":
+            extra.update(contexts=contexts)
     return [
         open_source(spec, kind=args.source_kind, on_bad_line=args.on_bad_line,
                     progress=not args.no_progress, max_piece_chars=config.max_piece_chars,

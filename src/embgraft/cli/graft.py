@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from embgraft.cli._common import (add_graft_arguments, add_vocab_arguments, graft_config_from_args, open_sources,
-                                  vocab_from_args)
+from embgraft.cli._common import (add_graft_arguments, add_vocab_arguments, contextual_from_args,
+                                  graft_config_from_args, open_sources, vocab_from_args)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     config = graft_config_from_args(args)
     vocab = vocab_from_args(args)  # it carries its recipe into the graft's recipe.json
     ngrams = _ngram_entries(args, vocab)
-    result = graft(vocab, open_sources(args, config), config=config, progress=not args.no_progress, ngrams=ngrams)
+    contexts = _contexts(args, vocab)
+    result = graft(vocab, open_sources(args, config, contexts=contexts), config=config,
+                   progress=not args.no_progress, ngrams=ngrams)
     check_outputs(outputs, force=args.force, inputs=inputs)  # and again before writing any
     result.save(args.out, force=args.force, inputs=inputs)
     if args.export_word2vec:
@@ -67,11 +69,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _corpus_texts(args: argparse.Namespace) -> list[str]:
+    from embgraft.text.corpus import iter_texts
+
+    return [t for path in args.corpus for t in iter_texts(path, fmt=args.corpus_format, text_column=args.text_column)]
+
+
+def _contexts(args: argparse.Namespace, vocab) -> list[str] | None:
+    """The corpus's texts, as the vocabulary sees them, for ``--contextual-context corpus``; else None."""
+    from embgraft.errors import ConfigError
+
+    contextual = contextual_from_args(args)
+    if contextual is None or contextual.context != "corpus":
+        return None
+    if not args.corpus:
+        raise ConfigError("--contextual-context corpus runs the corpus's texts through the encoder: give --corpus, "
+                          "not --vocab")
+    texts = _corpus_texts(args)
+    return [t.lower() for t in texts] if vocab.recipe.lowercase else texts
+
+
 def _ngram_entries(args: argparse.Namespace, vocab):
     """The corpus's n-gram (and word) entries the graft should hold, or None without --ngrams."""
     from embgraft.errors import ConfigError
     from embgraft.grafting.ngrams import ngram_entries
-    from embgraft.text.corpus import iter_texts
 
     if args.ngrams == 1 and not args.words and args.ngram_min_count == 1:
         return None
@@ -79,6 +100,4 @@ def _ngram_entries(args: argparse.Namespace, vocab):
         raise ConfigError("--words and --ngram-min-count add to n-gram rows: give --ngrams N (N >= 2) with them")
     if not args.corpus:
         raise ConfigError("--ngrams counts the n-grams of the corpus: give --corpus, not --vocab")
-    texts = [t for path in args.corpus for t in iter_texts(path, fmt=args.corpus_format,
-                                                          text_column=args.text_column)]
-    return ngram_entries(texts, vocab.recipe, n=args.ngrams, min_count=args.ngram_min_count, words=args.words)
+    return ngram_entries(_corpus_texts(args), vocab.recipe, n=args.ngrams, min_count=args.ngram_min_count, words=args.words)

@@ -211,7 +211,7 @@ def _cascade(vocab, srcs: Sequence[Source], plan: _Plan, config: GraftConfig) ->
 def _exact(tok: str, srcs: Sequence[Source], found: Sequence[dict]) -> tuple | None:
     for src, got in zip(srcs, found):
         if tok in got:
-            return got[tok], Provenance(src.row_method, src.name, (tok,))
+            return got[tok], Provenance(src.method_of(tok), src.name, (tok,))
     return None
 
 

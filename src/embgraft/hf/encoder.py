@@ -12,6 +12,14 @@ over every position (specials too), ``cls`` the first position, ``last`` the las
 the embedding output, -1 the last layer); ``last_k`` averages the last k hidden states instead
 (the embedding output counts: at most n_layers + 1).
 
+``context="corpus"`` (:meth:`Encoder.encode_in_context`) runs a corpus's texts instead and gives
+each entry the mean, over every place it appears in them, of the mean of its pieces' hidden states
+there -- the "aggregated" static embeddings of Bommasani et al. (2020), which beat the entry run
+alone: an entry alone has no context for the encoder to add. An occurrence is the entry's text
+starting and ending on piece boundaries of the checkpoint's tokenizer (so ``北京`` counts inside
+``北京大学`` for a BERT-Chinese, whose every CJK character is a piece); entries that appear nowhere
+are run alone, pooled as ``pool`` says.
+
 Torch and transformers are imported inside functions only.
 """
 
@@ -31,6 +39,7 @@ POOLS = ("mean", "mean-all", "cls", "last")
 DEVICES = ("auto", "cpu", "cuda")
 MODEL_DTYPES = ("auto", "float32", "bfloat16")
 SCALE_TO = ("input", "none")
+CONTEXTS = ("alone", "corpus")
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,13 @@ class ContextualConfig:
     sif: float | None = field(default=None, metadata={
         "help": "SIF weighting: multiply an entry's row by a/(a + p), p its share of the corpus "
                 "tokens (a ~ 1e-3); off by default"})
+    context: str = field(default="alone", metadata={
+        "help": "alone: each entry run through the encoder as its own text | corpus: the corpus's texts run "
+                "instead, an entry's row the mean of its pieces' hidden states over every place it appears "
+                "(entries that appear nowhere run alone; provenance contextual:corpus@<layer>)"})
+    context_pieces: int = field(default=128, metadata={
+        "help": "with context corpus: a text's pieces (specials included) run through the encoder, at most; "
+                "occurrences past the cut are not counted"})
 
     def __post_init__(self) -> None:
         errors = []
@@ -76,6 +92,10 @@ class ContextualConfig:
             errors.append(f"scale_to must be one of {list(SCALE_TO)} or a positive number, not {self.scale_to!r}")
         if self.sif is not None and not self.sif > 0:
             errors.append(f"sif must be a positive number, not {self.sif}")
+        if self.context not in CONTEXTS:
+            errors.append(f"context must be one of {list(CONTEXTS)}, not {self.context!r}")
+        if self.context_pieces < 2:
+            errors.append(f"context_pieces must be >= 2, not {self.context_pieces}")
         if errors:
             raise ConfigError("invalid contextual rows: " + "; ".join(errors))
 
@@ -132,6 +152,17 @@ class EncodeStats:
         return self.n_pieces / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass
+class ContextStats:
+    """What one :meth:`Encoder.encode_in_context` call did."""
+
+    n_entries: int = 0  # entries that got a row: seen at least once
+    n_texts: int = 0  # texts run through the encoder: those with an occurrence
+    n_occurrences: int = 0
+    n_pieces: int = 0  # of the texts run, specials included
+    seconds: float = 0.0
+
+
 class Encoder:
     """A checkpoint's encoder and tokenizer, run on entries one text each (see the module)."""
 
@@ -161,9 +192,12 @@ class Encoder:
             pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
         self.pad_id = int(pad)
         self.unk_id = self.tokenizer.unk_token_id
+        self.method_in_context = f"contextual:corpus@{self.layer}"
 
     def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
         """``(ids, special_mask)`` per text: with the model's specials, no padding, cut at max_pieces."""
+        if not texts:  # the tokenizer cannot take an empty batch
+            return []
         enc = self.tokenizer(list(texts), add_special_tokens=True, padding=False, truncation=True,
                              max_length=self.config.max_pieces, return_special_tokens_mask=True,
                              return_attention_mask=False)
@@ -200,8 +234,100 @@ class Encoder:
         stats.seconds = time.perf_counter() - started
         return out, stats
 
-    def _forward(self, batch: list[tuple[list[int], list[int]]]) -> np.ndarray:
-        """(len(batch), dim) float32 pooled rows of one right-padded batch."""
+    def encode_in_context(self, entries: Sequence[str], texts: Sequence[str]
+                          ) -> tuple[dict[int, np.ndarray], ContextStats]:
+        """``({index into entries: (dim,) float32 row}, stats)``: each entry's row is the mean over
+        its occurrences in ``texts`` of the mean of its pieces' hidden states there (see the
+        module). Entries that never appear, or appear only as the unknown token, get no row. Only
+        texts with an occurrence are run, length-sorted, in batches of ``batch_size``."""
+        import torch
+
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError("context corpus locates entries in a text by the pieces' character offsets, "
+                              "which only a fast (tokenizers) tokenizer gives; this checkpoint has a slow one")
+        started = time.perf_counter()
+        stats = ContextStats()
+        index: dict[str, int] = {}
+        for i, entry in enumerate(entries):
+            if entry:
+                index.setdefault(entry, i)
+        longest = max(map(len, index), default=0)
+        texts = [t for t in texts if t and not t.isspace()]
+        bar = progress_bar(total=len(texts), desc="contextual rows in the corpus", enabled=self.progress,
+                           unit="text")
+        # pass 1: each text's pieces and the occurrences in it (a text with none is not run)
+        found: list[tuple[list[int], list[int], list[tuple[int, int, int]]]] = []
+        for start in range(0, len(texts), 1024):
+            chunk = texts[start:start + 1024]
+            enc = self.tokenizer(chunk, add_special_tokens=True, padding=False, truncation=True,
+                                 max_length=self.config.context_pieces, return_offsets_mapping=True,
+                                 return_special_tokens_mask=True, return_attention_mask=False)
+            for text, ids, special, offsets in zip(chunk, enc["input_ids"], enc["special_tokens_mask"],
+                                                   enc["offset_mapping"]):
+                spans = self._occurrences(text, ids, special, offsets, index, longest)
+                if spans:
+                    found.append((ids, special, spans))
+        # pass 2: run them, and add each occurrence's mean to its entry's sum
+        dim = self.dim
+        sums = torch.zeros((len(entries), dim), dtype=torch.float64)
+        counts = torch.zeros(len(entries), dtype=torch.float64)
+        found.sort(key=lambda f: len(f[0]))
+        bar.update(len(texts) - len(found))
+        bs = self.config.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(found), bs):
+                batch = found[start:start + bs]
+                hidden, _, _ = self._hidden([(ids, special) for ids, special, _ in batch])
+                # prefix sums over positions: a span's sum is two lookups, whatever its length
+                cum = torch.cat([torch.zeros((len(batch), 1, dim), dtype=torch.float64),
+                                 hidden.double().cumsum(1)], 1)
+                row, first, end, entry = torch.tensor([(r, a, b, e) for r, (_, _, spans) in enumerate(batch)
+                                                       for a, b, e in spans], dtype=torch.long).T
+                means = (cum[row, end] - cum[row, first]) / (end - first).double()[:, None]
+                sums.index_add_(0, entry, means)
+                counts.index_add_(0, entry, torch.ones_like(means[:, 0]))
+                stats.n_occurrences += len(entry)
+                stats.n_pieces += sum(len(ids) for ids, _, _ in batch)
+                bar.update(len(batch))
+        bar.close()
+        seen = torch.nonzero(counts).flatten().tolist()
+        rows = (sums[seen] / counts[seen, None]).float().numpy()
+        stats.n_entries = len(seen)
+        stats.n_texts = len(found)
+        stats.seconds = time.perf_counter() - started
+        return dict(zip(seen, rows)), stats
+
+    def _occurrences(self, text: str, ids: Sequence[int], special: Sequence[int],
+                     offsets: Sequence[tuple[int, int]], index: dict[str, int],
+                     longest: int) -> list[tuple[int, int, int]]:
+        """``(first piece, end piece, entry)`` of every entry of ``index`` in ``text`` that starts
+        and ends on piece boundaries and is not all unknown pieces."""
+        starts: dict[int, int] = {}  # character offset -> first piece starting there
+        ends: dict[int, int] = {}  # character offset -> one past the last piece ending there
+        for j, ((a, b), s) in enumerate(zip(offsets, special)):
+            if s or b <= a:  # specials, and pieces that cover no character
+                continue
+            starts.setdefault(a, j)
+            ends[b] = j + 1
+        spans = []
+        for a, first in starts.items():
+            for n in range(1, longest + 1):
+                b = a + n
+                if b > len(text):
+                    break
+                e = index.get(text[a:b])
+                if e is None or b not in ends or ends[b] <= first:
+                    continue
+                end = ends[b]
+                if self.unk_id is not None and all(t == self.unk_id for t in ids[first:end]):
+                    continue
+                spans.append((first, end, e))
+        return spans
+
+    def _hidden(self, batch: list[tuple[list[int], list[int]]]):
+        """``(hidden, mask, own)`` of one right-padded batch: ``(len(batch), width, dim)`` float32 hidden
+        states on the CPU (the layer or the mean of the last k asked for), the attention mask and the
+        entry's own pieces (no specials), both ``(len(batch), width)``."""
         import torch
 
         width = max(len(ids) for ids, _ in batch)
@@ -219,7 +345,13 @@ class Encoder:
             hidden = torch.stack([h.float() for h in states[-self.config.last_k:]]).mean(0)
         else:
             hidden = states[self.config.layer].float()
-        hidden = hidden.cpu()
+        return hidden.cpu(), mask, own
+
+    def _forward(self, batch: list[tuple[list[int], list[int]]]) -> np.ndarray:
+        """(len(batch), dim) float32 pooled rows of one right-padded batch."""
+        import torch
+
+        hidden, mask, own = self._hidden(batch)
         pool = self.config.pool
         if pool == "cls":
             rows = hidden[:, 0]
@@ -232,4 +364,4 @@ class Encoder:
         return rows.numpy().astype(np.float32, copy=False)
 
 
-__all__ = ["ContextualConfig", "Encoder", "EncodeStats", "POOLS", "layer_label"]
+__all__ = ["CONTEXTS", "ContextStats", "ContextualConfig", "Encoder", "EncodeStats", "POOLS", "layer_label"]

@@ -121,6 +121,10 @@ class Source:
         """Keys besides ``token`` itself that composing it could need (default: none)."""
         return ()
 
+    def method_of(self, key: str) -> str:
+        """Provenance of the row :meth:`lookup` gave ``key`` (default: :attr:`row_method`, one for all)."""
+        return self.row_method
+
     def lookup(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         raise NotImplementedError
 

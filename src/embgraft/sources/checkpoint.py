@@ -50,7 +50,8 @@ class CheckpointSource(Source):
 
     kind = "checkpoint"
     OPTIONS = frozenset({"tensor_key", "revision", "trust_remote_code", "on_bad_line", "progress",
-                         "max_piece_chars", "dtype", "cache_dir", "local_files_only", "rows", "contextual"})
+                         "max_piece_chars", "dtype", "cache_dir", "local_files_only", "rows", "contextual",
+                         "contexts"})
 
     def __init__(
         self,
@@ -67,6 +68,7 @@ class CheckpointSource(Source):
         local_files_only: bool | None = None,
         rows: str = "input",
         contextual: ContextualConfig | None = None,
+        contexts: Sequence[str] | None = None,
     ) -> None:
         check_reader_options(on_bad_line, dtype, dtypes=ROW_DTYPES)
         self.dtype_name = dtype
@@ -76,6 +78,13 @@ class CheckpointSource(Source):
             raise ConfigError("contextual options (pool, layer, scale ...) need rows='output' (--rows output)")
         self.rows_kind = rows
         self.contextual = (contextual or ContextualConfig()) if rows == "output" else None
+        in_corpus = self.contextual is not None and self.contextual.context == "corpus"
+        if in_corpus and contexts is None:
+            raise ConfigError("context corpus needs the corpus's texts (contexts=...; embgraft graft reads its --corpus)")
+        if contexts is not None and not in_corpus:
+            raise ConfigError("contexts are read only with rows='output' and context 'corpus' (--contextual-context corpus)")
+        self.contexts = list(contexts) if contexts is not None else None
+        self._in_context: set[str] = set()  # keys whose row is their mean over the contexts
         self._encoder = None  # the model, built on the first lookup of output rows
         self.contextual_stats: dict[str, Any] | None = None
         self.name = str(spec)
@@ -138,6 +147,11 @@ class CheckpointSource(Source):
         """Provenance of the rows :meth:`lookup` returns: ``exact``, or ``contextual:<pool>@<layer>``."""
         return self.encoder.method if self.contextual is not None else "exact"
 
+    def method_of(self, key: str) -> str:
+        """``key``'s row's provenance: ``contextual:corpus@<layer>`` where it is the mean over the
+        contexts (``context="corpus"``), else :attr:`row_method`."""
+        return self.encoder.method_in_context if key in self._in_context else self.row_method
+
     @property
     def encoder(self):
         """The checkpoint's encoder (output rows only), built on first use."""
@@ -193,8 +207,21 @@ class CheckpointSource(Source):
         the stats add up over lookups."""
         wanted = list(dict.fromkeys(k for k in keys if k))
         cfg = self.contextual
-        got, stats = self.encoder.encode(wanted)
-        out = {wanted[i]: row for i, row in got.items()}
+        out: dict[str, np.ndarray] = {}
+        if self.contexts is not None:  # the mean over the corpus first; the rest run alone
+            got, in_context = self.encoder.encode_in_context(wanted, self.contexts)
+            out = {wanted[i]: row for i, row in got.items()}
+            self._in_context.update(out)
+            total_c = self._encoded.setdefault("in_context", {"n_entries": 0, "n_texts": 0, "n_occurrences": 0,
+                                                              "n_pieces": 0, "seconds": 0.0})
+            for k in total_c:
+                total_c[k] += getattr(in_context, k)
+            self._notes.append(f"{in_context.n_entries:,} of {len(wanted):,} entries found in the corpus: "
+                               f"{in_context.n_occurrences:,} occurrences in {in_context.n_texts:,} texts, "
+                               f"{in_context.n_pieces:,} pieces in {in_context.seconds:.1f}s")
+        alone = [k for k in wanted if k not in out]
+        got, stats = self.encoder.encode(alone)
+        out.update({alone[i]: row for i, row in got.items()})
         if self._scale is None:
             self._scale = self._scale_factor(out)
         factor, reference = self._scale
@@ -205,11 +232,15 @@ class CheckpointSource(Source):
             total[k] += getattr(stats, k)
         total["n_requested"] += len(wanted)
         total["n_found"] += len(out)
+        # n_entries counts the rows of entries run alone; in_context those from the corpus
+        ctx = total.get("in_context", {})
+        n_pieces, seconds = total["n_pieces"] + ctx.get("n_pieces", 0), total["seconds"] + ctx.get("seconds", 0.0)
         self.contextual_stats = {
             "method": self.encoder.method, "config": cfg.to_dict(), "device": self.encoder.device,
             "model_dtype": self.encoder.dtype,
-            **{k: v for k, v in total.items() if k not in ("n_requested", "n_found")},
-            "tokens_per_s": total["n_pieces"] / total["seconds"] if total["seconds"] > 0 else 0.0,
+            **{k: (dict(v) if isinstance(v, dict) else v) for k, v in total.items()
+               if k not in ("n_requested", "n_found")},
+            "tokens_per_s": n_pieces / seconds if seconds > 0 else 0.0,
             "scale_factor": factor, "scale_reference": reference,
         }
         self._notes.append(f"{stats.n_entries:,} contextual rows ({self.encoder.method}) on "
