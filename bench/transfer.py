@@ -12,7 +12,9 @@ In one run, each graft and training run in its own process (``_measure.run_child
   pieces, scale-matched to the input table), (c) random rows (``--random-init``); (a) and (b) again
   with ``--centre`` (the mean of the found rows subtracted, as ``../shared/EXPERIMENTS.md`` ran them);
   (b) as Model2Vec makes its rows (``--contextual-pool mean-all --contextual-scale-to none``), from the
-  last layer and from the mean of the last three (``--contextual-last-k 3``);
+  last layer and from the mean of the last three (``--contextual-last-k 3``); and that last again with
+  ``--contextual-context corpus``: each word's row the mean over its occurrences in the training titles
+  (labels unread), not the word run alone;
   the output grafts' wall time and tokens/s are reported;
 * **character rows**: a character bag (``configs/thucnews-bag.yaml``) and a TextCNN
   (``configs/thucnews-textcnn.yaml``) on the Tencent characters, on the checkpoint's input rows, and
@@ -21,12 +23,13 @@ In one run, each graft and training run in its own process (``_measure.run_child
   (``configs/thucnews-transformer.yaml``) and a BiLSTM (``configs/thucnews-bilstm.yaml``) on the same
   three character sources;
 * a Chinese BERT fine-tuned (``--model hf``, ``configs/thucnews-hf-10pct.yaml``'s settings);
-* five students distilled from it with ``--teachers`` (distill weight 1 unless ``--distill-weight``;
+* six students distilled from it with ``--teachers`` (distill weight 1 unless ``--distill-weight``;
   patience 6; ``--student-args`` adds train arguments, e.g. a schedule), over the training titles read as
   unlabelled text (``--unlabelled``) and ``--augment N`` altered copies of the labelled ones (the only
   larger transfer set at ``--fraction 1``): ``bag+words`` (jieba at predict time) on the Tencent
   characters, on the checkpoint's input characters and on its output rows (the bag+words output graft
-  above), ``bag+bigrams`` (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent
+  above, and the same graft in the training titles' context, ``--contextual-context corpus``),
+  ``bag+bigrams`` (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent
   characters, and a TextCNN with its bigram bag branch (``configs/thucnews-textcnn-bigrams.yaml``) on the
   checkpoint's input characters;
 * ``predict`` texts/s of the students and of the fine-tuned teacher (seed 0) on the test titles,
@@ -325,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
                                  g / "m3e-word-output-raw-last3", "--source", hf, "--level", "word", "--rows", "output",
                                  "--contextual-device", "cpu", "--contextual-pool", "mean-all",
                                  "--contextual-scale-to", "none", "--contextual-last-k", "3")
+    # the same, each word's row its mean over the places it appears in the training titles (labels unread)
+    m3e_word_ctx = grafted("m3e output rows in the titles' context, jieba words (unscaled, last 3 layers)",
+                           g / "m3e-word-output-context", "--source", hf, "--level", "word", "--rows", "output",
+                           "--contextual-device", "cpu", "--contextual-pool", "mean-all",
+                           "--contextual-scale-to", "none", "--contextual-last-k", "3",
+                           "--contextual-context", "corpus")
     # characters, and a bag+words table (chars, every bigram, jieba words) with every row run through the
     # encoder (the default pooling and scale): the output rows in the models the input rows go into
     m3e_char_out = grafted("m3e output rows, chars (scale-matched)", g / "m3e-char-output", "--source", hf,
@@ -332,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     m3e_bag_out = grafted("m3e output rows, chars + bigrams + jieba words (scale-matched)", g / "m3e-bag-words-output",
                           "--source", hf, "--rows", "output", "--contextual-device", "cpu", "--ngrams", "2",
                           "--ngram-min-count", "1", "--words")
+    m3e_bag_ctx = grafted("m3e output rows in the titles' context, chars + bigrams + jieba words (scale-matched)",
+                          g / "m3e-bag-words-output-context", "--source", hf, "--rows", "output",
+                          "--contextual-device", "cpu", "--ngrams", "2", "--ngram-min-count", "1", "--words",
+                          "--contextual-context", "corpus")
     m2v_word = model2vec_distill(args.model2vec_python, hf, m3e_word_in, out, launch, results, note)
     if m2v_word is not None:
         # this run's labelled subset, written anew: a file left by a run at another --fraction is not it
@@ -422,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
                 "bag+words distilled, unlabelled text (m3e input chars)",
                 "bag+bigrams distilled, unlabelled text (Tencent chars, no jieba)",
                 "TextCNN+bigrams distilled, unlabelled text (m3e input chars)",
-                "bag+words distilled, unlabelled text (m3e output rows)")
+                "bag+words distilled, unlabelled text (m3e output rows)",
+                "bag+words distilled, unlabelled text (m3e output rows in context)")
 
     hf_epochs = ["--epochs", str(args.hf_epochs)] if args.hf_epochs else []
 
@@ -453,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
                               teachers, seed)
         out_student = student(students[4], "student-bag-words-m3e-output", "thucnews-bag-words.yaml", m3e_bag_out,
                               teachers, seed)
+        ctx_student = student(students[5], "student-bag-words-m3e-output-context", "thucnews-bag-words.yaml",
+                              m3e_bag_ctx, teachers, seed)
         if seed == 0:  # all in a row, in this run, on the same machine
             predict("teacher: m3e fine-tuned", teacher)
             predict("student: bag+words", words_student)
@@ -460,10 +476,13 @@ def main(argv: list[str] | None = None) -> int:
             predict("student: bag+bigrams (no jieba)", bigram_student)
             predict("student: TextCNN+bigrams (m3e chars)", cnn_student)
             predict("student: bag+words (m3e output rows)", out_student)
+            predict("student: bag+words (m3e output rows in context)", ctx_student)
         supervised("bag+words, Tencent chars", "bag-words-tencent", "thucnews-bag-words.yaml", tencent, seed)
         supervised("bag+words, m3e input chars", "bag-words-m3e-input", "thucnews-bag-words.yaml", m3e_char, seed)
         supervised("bag+words, m3e output rows", "bag-words-m3e-output", "thucnews-bag-words.yaml", m3e_bag_out,
                    seed)
+        supervised("bag+words, m3e output rows in context", "bag-words-m3e-output-context",
+                   "thucnews-bag-words.yaml", m3e_bag_ctx, seed)
         supervised("bag+words, random", "bag-words-random", "thucnews-bag-words.yaml", tencent, seed, *random)
         supervised("word bag, m3e input rows (composed)", "wordbag-m3e-input", "thucnews-bag.yaml", m3e_word_in, seed)
         supervised("word bag, m3e output rows", "wordbag-m3e-output", "thucnews-bag.yaml", m3e_word_out, seed)
@@ -475,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                    m3e_word_out_raw, seed)
         supervised("word bag, m3e output rows (mean-all, unscaled, last 3 layers)", "wordbag-m3e-output-raw-last3",
                    "thucnews-bag.yaml", m3e_word_out_last3, seed)
+        supervised("word bag, m3e output rows in context (unscaled, last 3 layers)", "wordbag-m3e-output-context",
+                   "thucnews-bag.yaml", m3e_word_ctx, seed)
         if m2v_word is not None:
             supervised("word bag, Model2Vec distill rows", "wordbag-m2v", "thucnews-bag.yaml", m2v_word, seed)
             m2v_classifier(seed)
