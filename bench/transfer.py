@@ -23,14 +23,14 @@ In one run, each graft and training run in its own process (``_measure.run_child
   (``configs/thucnews-transformer.yaml``) and a BiLSTM (``configs/thucnews-bilstm.yaml``) on the same
   three character sources;
 * a Chinese BERT fine-tuned (``--model hf``, ``configs/thucnews-hf-10pct.yaml``'s settings);
-* six students distilled from it with ``--teachers`` (distill weight 1 unless ``--distill-weight``;
+* seven students distilled from it with ``--teachers`` (distill weight 1 unless ``--distill-weight``;
   patience 6; ``--student-args`` adds train arguments, e.g. a schedule), over the training titles read as
   unlabelled text (``--unlabelled``) and ``--augment N`` altered copies of the labelled ones (the only
   larger transfer set at ``--fraction 1``): ``bag+words`` (jieba at predict time) on the Tencent
   characters, on the checkpoint's input characters and on its output rows (the bag+words output graft
   above, and the same graft in the training titles' context, ``--contextual-context corpus``),
   ``bag+bigrams`` (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent
-  characters, and a TextCNN with its bigram bag branch (``configs/thucnews-textcnn-bigrams.yaml``) on the
+  characters and on the output rows of the characters and bigrams in context, and a TextCNN with its bigram bag branch (``configs/thucnews-textcnn-bigrams.yaml``) on the
   checkpoint's input characters;
 * ``predict`` texts/s of the students and of the fine-tuned teacher (seed 0) on the test titles,
   measured the same way (``Classifier.predict_proba`` in a fresh process, model loading excluded);
@@ -345,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
                           g / "m3e-bag-words-output-context", "--source", hf, "--rows", "output",
                           "--contextual-device", "cpu", "--ngrams", "2", "--ngram-min-count", "1", "--words",
                           "--contextual-context", "corpus")
+    m3e_bigram_ctx = grafted("m3e output rows in the titles' context, chars + bigrams (scale-matched)",
+                             g / "m3e-bag-bigrams-output-context", "--source", hf, "--rows", "output",
+                             "--contextual-device", "cpu", "--ngrams", "2", "--ngram-min-count", "1",
+                             "--contextual-context", "corpus")
     m2v_word = model2vec_distill(args.model2vec_python, hf, m3e_word_in, out, launch, results, note)
     if m2v_word is not None:
         # this run's labelled subset, written anew: a file left by a run at another --fraction is not it
@@ -436,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
                 "bag+bigrams distilled, unlabelled text (Tencent chars, no jieba)",
                 "TextCNN+bigrams distilled, unlabelled text (m3e input chars)",
                 "bag+words distilled, unlabelled text (m3e output rows)",
-                "bag+words distilled, unlabelled text (m3e output rows in context)")
+                "bag+words distilled, unlabelled text (m3e output rows in context)",
+                "bag+bigrams distilled, unlabelled text (m3e output rows in context, no jieba)")
 
     hf_epochs = ["--epochs", str(args.hf_epochs)] if args.hf_epochs else []
 
@@ -469,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
                               teachers, seed)
         ctx_student = student(students[5], "student-bag-words-m3e-output-context", "thucnews-bag-words.yaml",
                               m3e_bag_ctx, teachers, seed)
+        ctx_bigram_student = student(students[6], "student-bag-bigrams-m3e-output-context",
+                                     "thucnews-bag-bigrams.yaml", m3e_bigram_ctx, teachers, seed)
         if seed == 0:  # all in a row, in this run, on the same machine
             predict("teacher: m3e fine-tuned", teacher)
             predict("student: bag+words", words_student)
@@ -477,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             predict("student: TextCNN+bigrams (m3e chars)", cnn_student)
             predict("student: bag+words (m3e output rows)", out_student)
             predict("student: bag+words (m3e output rows in context)", ctx_student)
+            predict("student: bag+bigrams (m3e output rows in context, no jieba)", ctx_bigram_student)
         supervised("bag+words, Tencent chars", "bag-words-tencent", "thucnews-bag-words.yaml", tencent, seed)
         supervised("bag+words, m3e input chars", "bag-words-m3e-input", "thucnews-bag-words.yaml", m3e_char, seed)
         supervised("bag+words, m3e output rows", "bag-words-m3e-output", "thucnews-bag-words.yaml", m3e_bag_out,
