@@ -139,6 +139,23 @@ def test_graft_rows_in_the_corpus_context_from_the_command_line(tmp_path, ck, ca
     assert not (tmp_path / "g2").exists()
 
 
+def test_graft_bad_context_values_are_one_line_and_leave_nothing(tmp_path, ck, capsys):
+    """A --contextual-context other than alone|corpus and too few --contextual-context-pieces: both
+    in one line, exit 2, no output."""
+    ck.build_bert(tmp_path / "bert")
+    capsys.readouterr()  # the helper's own save bars
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("北京大学的学生\n", encoding="utf-8")
+    assert main(["graft", "--source", str(tmp_path / "bert"), "--corpus", str(corpus), "--no-progress",
+                 "--rows", "output", "--contextual-context", "document", "--contextual-context-pieces", "1",
+                 "--out", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "context must be one of ['alone', 'corpus'], not 'document'" in err
+    assert "context_pieces must be >= 2, not 1" in err
+    assert not (tmp_path / "g").exists()
+
+
 def test_graft_last_k_beyond_the_model_is_one_line_and_leaves_nothing(tmp_path, ck, capsys):
     ck.build_bert(tmp_path / "bert")  # one layer: hidden states 0..1
     corpus = tmp_path / "c.txt"

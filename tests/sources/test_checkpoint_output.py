@@ -237,6 +237,17 @@ def test_context_corpus_needs_its_texts_and_they_need_it(bert):
         ContextualConfig(context="document", context_pieces=1)
 
 
+def test_context_corpus_refuses_a_slow_tokenizer(bert):
+    """Occurrences are found by the pieces' character offsets, which only a fast tokenizer gives."""
+    from types import SimpleNamespace
+
+    src = CheckpointSource(bert[0], rows="output", progress=False, contexts=CONTEXTS,
+                           contextual=ContextualConfig(context="corpus", scale_to="none", device="cpu"))
+    src.encoder.tokenizer = SimpleNamespace(is_fast=False)  # as a sentencepiece-only checkpoint's
+    with pytest.raises(ConfigError, match="only a fast \\(tokenizers\\) tokenizer gives"):
+        src.lookup(["北京"])
+
+
 def test_graft_counts_rows_from_the_corpus_and_rows_alone(bert, tmp_path):
     from embgraft.grafting.cascade import graft
     from embgraft.text.vocab import Vocab
