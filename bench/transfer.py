@@ -30,8 +30,8 @@ In one run, each graft and training run in its own process (``_measure.run_child
   characters, on the checkpoint's input characters and on its output rows (the bag+words output graft
   above, and the same graft in the training titles' context, ``--contextual-context corpus``),
   ``bag+bigrams`` (``configs/thucnews-bag-bigrams.yaml``: no words, no jieba) on the Tencent
-  characters and on the output rows of the characters and bigrams in context, and a TextCNN with its bigram bag branch (``configs/thucnews-textcnn-bigrams.yaml``) on the
-  checkpoint's input characters;
+  characters and on the output rows of the characters and bigrams in context, and a TextCNN with its
+  bigram bag branch (``configs/thucnews-textcnn-bigrams.yaml``) on the checkpoint's input characters;
 * ``predict`` texts/s of the students and of the fine-tuned teacher (seed 0) on the test titles,
   measured the same way (``Classifier.predict_proba`` in a fresh process, model loading excluded);
 * with ``--ensemble``, the teachers of every seed are trained first and each student learns from their
@@ -324,31 +324,25 @@ def main(argv: list[str] | None = None) -> int:
                                "--source", hf, "--level", "word", "--rows", "output", "--contextual-device", "cpu",
                                "--contextual-pool", "mean-all", "--contextual-scale-to", "none")
     # the same, pooled from the mean of the last three layers (chosen on dev among the last 1-4, 10 %)
+    last3 = ("--source", hf, "--level", "word", "--rows", "output", "--contextual-device", "cpu",
+             "--contextual-pool", "mean-all", "--contextual-scale-to", "none", "--contextual-last-k", "3")
+    in_context = ("--contextual-context", "corpus")  # each row its mean over the training titles (labels unread)
     m3e_word_out_last3 = grafted("m3e output rows, jieba words (mean-all, unscaled, last 3 layers)",
-                                 g / "m3e-word-output-raw-last3", "--source", hf, "--level", "word", "--rows", "output",
-                                 "--contextual-device", "cpu", "--contextual-pool", "mean-all",
-                                 "--contextual-scale-to", "none", "--contextual-last-k", "3")
-    # the same, each word's row its mean over the places it appears in the training titles (labels unread)
+                                 g / "m3e-word-output-raw-last3", *last3)
     m3e_word_ctx = grafted("m3e output rows in the titles' context, jieba words (unscaled, last 3 layers)",
-                           g / "m3e-word-output-context", "--source", hf, "--level", "word", "--rows", "output",
-                           "--contextual-device", "cpu", "--contextual-pool", "mean-all",
-                           "--contextual-scale-to", "none", "--contextual-last-k", "3",
-                           "--contextual-context", "corpus")
+                           g / "m3e-word-output-context", *last3, *in_context)
     # characters, and a bag+words table (chars, every bigram, jieba words) with every row run through the
     # encoder (the default pooling and scale): the output rows in the models the input rows go into
     m3e_char_out = grafted("m3e output rows, chars (scale-matched)", g / "m3e-char-output", "--source", hf,
                            "--rows", "output", "--contextual-device", "cpu")
+    bigrams_out = ("--source", hf, "--rows", "output", "--contextual-device", "cpu", "--ngrams", "2",
+                   "--ngram-min-count", "1")
     m3e_bag_out = grafted("m3e output rows, chars + bigrams + jieba words (scale-matched)", g / "m3e-bag-words-output",
-                          "--source", hf, "--rows", "output", "--contextual-device", "cpu", "--ngrams", "2",
-                          "--ngram-min-count", "1", "--words")
+                          *bigrams_out, "--words")
     m3e_bag_ctx = grafted("m3e output rows in the titles' context, chars + bigrams + jieba words (scale-matched)",
-                          g / "m3e-bag-words-output-context", "--source", hf, "--rows", "output",
-                          "--contextual-device", "cpu", "--ngrams", "2", "--ngram-min-count", "1", "--words",
-                          "--contextual-context", "corpus")
+                          g / "m3e-bag-words-output-context", *bigrams_out, "--words", *in_context)
     m3e_bigram_ctx = grafted("m3e output rows in the titles' context, chars + bigrams (scale-matched)",
-                             g / "m3e-bag-bigrams-output-context", "--source", hf, "--rows", "output",
-                             "--contextual-device", "cpu", "--ngrams", "2", "--ngram-min-count", "1",
-                             "--contextual-context", "corpus")
+                             g / "m3e-bag-bigrams-output-context", *bigrams_out, *in_context)
     m2v_word = model2vec_distill(args.model2vec_python, hf, m3e_word_in, out, launch, results, note)
     if m2v_word is not None:
         # this run's labelled subset, written anew: a file left by a run at another --fraction is not it
